@@ -1,0 +1,93 @@
+"""Benchmarks: `python -m workbench bench <name>`.
+
+A benchmark measures the real thing and reports what it saw. Each one is a function registered
+with :func:`register`; it receives the parsed command-line namespace and returns a
+:class:`BenchResult`. :func:`report` prints the table, writes the figures as JSON under
+``runs/bench/`` and ends with one line ``RESULT <name> key=value ...``.
+
+Add a benchmark by writing a module in this package that calls :func:`register`, and listing
+the module in ``_MODULES`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+# helpers
+
+_MODULES = ["workbench.bench.eval_speed"]  # modules that register benchmarks when imported
+
+
+@dataclass
+class Benchmark:
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], "BenchResult"]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+@dataclass
+class BenchResult:
+    name: str
+    table: pd.DataFrame  # the results table a person reads
+    metrics: dict[str, float | int | str]  # the figures of the RESULT line
+    notes: list[str] = field(default_factory=list)  # honest remarks printed under the table
+
+
+BENCHMARKS: dict[str, Benchmark] = {}
+
+
+def register(name: str, *, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None):
+    """Decorator: register ``fn(args) -> BenchResult`` as benchmark ``name``."""
+
+    def wrap(fn: Callable[[argparse.Namespace], BenchResult]):
+        BENCHMARKS[name] = Benchmark(name=name, help=help, run=fn, add_arguments=add_arguments)
+        return fn
+
+    return wrap
+
+
+def load_all() -> dict[str, Benchmark]:
+    """Import every benchmark module so that each registers itself."""
+    for module in _MODULES:
+        importlib.import_module(module)
+    return BENCHMARKS
+
+
+def format_value(value: float | int | str) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def result_line(result: BenchResult) -> str:
+    pairs = " ".join(f"{k}={format_value(v)}" for k, v in result.metrics.items())
+    return f"RESULT {result.name} {pairs}"
+
+
+def report(result: BenchResult, *, out_dir: str | Path = "runs/bench") -> Path:
+    """Print the table and the RESULT line; write both to ``out_dir/<name>.json``."""
+    print(result.table.to_markdown(index=False, floatfmt=".4g"))
+    for note in result.notes:
+        print(f"note: {note}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{result.name}.json"
+    payload = {
+        "name": result.name,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "metrics": result.metrics,
+        "table": json.loads(result.table.to_json(orient="records")),
+        "notes": result.notes,
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    print(result_line(result))
+    return path
