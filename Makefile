@@ -19,7 +19,7 @@ demo: install
 	$(PY) -m workbench app --host $(HOST) --port $(PORT)
 
 test: install
-	$(PY) -m pytest
+	WORKBENCH_SMOKE=1 $(PY) -m pytest
 
 notebooks: install
 	$(PY) -m jupyter lab notebooks/

@@ -1,0 +1,149 @@
+"""`python -m workbench <command>`: train, eval, baselines, bench, app.
+
+Every command has ``--help``. Heavy imports (gradio, the models) happen inside the command
+that needs them, so that ``--help`` answers quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PRESETS = ("paper", "small", "smoke")  # the named config presets every method and benchmark offers
+
+# helpers
+
+
+def _dataset_help() -> str:
+    from workbench.data import DATASET_KINDS
+
+    kinds = "; ".join(f"{kind}: {text}" for kind, text in DATASET_KINDS.items())
+    return f"dataset spec, KIND[:ARGS]. Kinds: {kinds}"
+
+
+def _method_names() -> list[str]:
+    from workbench.methods import METHODS
+
+    return sorted(METHODS)
+
+
+# commands
+
+
+def cmd_train(argv: list[str]) -> int:
+    """`train METHOD [options]`: options and presets come from the method's config dataclass."""
+    from workbench.train.launch import main as train_main
+
+    names = _method_names()
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m workbench train METHOD [--preset {paper,small,smoke}] [options]\n")
+        print("Train one method; `python -m workbench train METHOD --help` lists its presets and options.\n")
+        print("methods: " + ", ".join(names))
+        return 0
+    method, rest = argv[0], argv[1:]
+    if method not in names:
+        print(f"error: unknown method {method!r}; choose one of: {', '.join(names)}", file=sys.stderr)
+        return 2
+    return train_main(method, rest)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from workbench.eval.folders import evaluate_folders, write_tables
+
+    per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold)
+    paths = write_tables(per_image, summary, args.out)
+    print(summary.to_markdown(index=False, floatfmt=".4f"))
+    print("tables written: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from workbench.bench import BenchResult, report
+    from workbench.data import build_dataset
+    from workbench.eval.baselines import run_baselines
+
+    dataset = build_dataset(args.dataset, size=args.size, split=args.split, n=args.n, seed=args.seed)
+    table = run_baselines(dataset, n=args.n, names=args.names)
+    metrics: dict[str, float | int | str] = {"dataset": args.dataset, "size": args.size, "n": len(dataset)}
+    for row in table.itertuples(index=False):
+        metrics[f"{row.baseline}_iou"] = float(row.iou)
+        metrics[f"{row.baseline}_maxf"] = float(row.max_f_beta)
+    report(BenchResult(name="baselines", table=table, metrics=metrics), out_dir=args.out)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from workbench.bench import BENCHMARKS, report
+
+    result = BENCHMARKS[args.bench_name].run(args)
+    report(result, out_dir=args.out)
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from apps.workbench_app import launch
+
+    launch(host=args.host, port=args.port)
+    return 0
+
+
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench",
+        description="Movability Workbench: unsupervised object segmentation with generative models.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("train", help="train a method (python -m workbench train METHOD --help)", add_help=False)
+
+    p = sub.add_parser("eval", help="score a folder of predicted masks against a folder of ground truths")
+    p.add_argument("--pred", required=True, type=Path, help="folder of predicted masks (PNG; soft or binary)")
+    p.add_argument("--gt", required=True, type=Path, help="folder of ground-truth masks (PNG), matched by file stem")
+    p.add_argument("--threshold", type=float, default=0.5, help="binarisation threshold for IoU and accuracy")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="where the CSV and markdown tables go")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("baselines", help="score the classical baselines (full mask, centre, GrabCut, saliency)")
+    p.add_argument("--dataset", default="synthetic:benchmark", help=_dataset_help())
+    p.add_argument("--size", type=int, default=64, help="square resolution images are resized to")
+    p.add_argument("--n", type=int, default=500, help="number of images (default 500)")
+    p.add_argument("--split", default="test", help="dataset split (default test)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes")
+    p.add_argument("--names", nargs="+", default=None, help="only these baselines")
+    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the JSON result goes")
+    p.set_defaults(func=cmd_baselines)
+
+    p = sub.add_parser("bench", help="run a benchmark; prints a table and a RESULT line")
+    bench_sub = p.add_subparsers(dest="bench_name", metavar="NAME", required=True)
+    from workbench.bench import load_all
+
+    for name, bench in load_all().items():
+        bp = bench_sub.add_parser(name, help=bench.help, description=bench.help)
+        bp.add_argument("--preset", choices=PRESETS, default="small", help="size of the run (default small)")
+        bp.add_argument("--seed", type=int, default=0)
+        bp.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+        bp.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the JSON result goes")
+        if bench.add_arguments is not None:
+            bench.add_arguments(bp)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("app", help="launch the Gradio workbench")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_app)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        return cmd_train(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
