@@ -49,11 +49,15 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from workbench.eval.folders import evaluate_folders, write_tables
+    from workbench.eval.folders import evaluate_folders, to_markdown, write_tables
 
-    per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold)
+    try:
+        per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold)
+    except (ValueError, FileNotFoundError) as error:  # ImageReadError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     paths = write_tables(per_image, summary, args.out)
-    print(summary.to_markdown(index=False, floatfmt=".4f"))
+    print(to_markdown(summary))
     print("tables written: " + ", ".join(str(p) for p in paths))
     return 0
 

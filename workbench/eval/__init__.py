@@ -1,0 +1,44 @@
+"""Evaluation: segmentation metrics, boxes and CorLoc, folder evaluation, classical baselines.
+
+* :mod:`~workbench.eval.metrics`: IoU, pixel accuracy, F_beta, MAE and max F_beta (dataset-level
+  and per-image variants) of the thesis, section 5.4.1, with the streaming
+  :class:`SegmentationMeter` used everywhere.
+* :mod:`~workbench.eval.boxes`: connected components to boxes, box IoU and CorLoc (section 5.4.2).
+* :mod:`~workbench.eval.folders`: ``python -m workbench eval --pred DIR --gt DIR``.
+* :mod:`~workbench.eval.baselines`: full mask, centre prior, GrabCut, spectral-residual saliency.
+"""
+
+from workbench.eval.baselines import BASELINES, run_baselines
+from workbench.eval.boxes import box_iou, corloc, gt_boxes_from_mask, largest_box, mask_to_boxes
+from workbench.eval.folders import evaluate_folders, read_soft_mask, write_tables
+from workbench.eval.metrics import (
+    BETA2,
+    SegmentationMeter,
+    f_beta,
+    iou,
+    mae,
+    max_f_beta,
+    pixel_accuracy,
+    precision_recall,
+)
+
+__all__ = [
+    "BASELINES",
+    "BETA2",
+    "SegmentationMeter",
+    "box_iou",
+    "corloc",
+    "evaluate_folders",
+    "f_beta",
+    "gt_boxes_from_mask",
+    "iou",
+    "largest_box",
+    "mae",
+    "mask_to_boxes",
+    "max_f_beta",
+    "pixel_accuracy",
+    "precision_recall",
+    "read_soft_mask",
+    "run_baselines",
+    "write_tables",
+]
