@@ -1,0 +1,190 @@
+"""The method protocol: what every trainable method gives the shared training loop.
+
+A *method* owns its modules, its optimizers and its config. Each training iteration runs the
+method's *phases* in order (for a GAN: "discriminator", possibly ``repeat``-ed, then "generator";
+for a supervised method: one phase). A phase receives a fresh batch of real data (a dict of
+tensors; ``None`` when the method has no dataset or the phase says ``real_data=False``), does its
+own forward, backward and optimizer step, and returns a dict of float statistics. The trainer
+(``workbench.train``) does everything else: batches, progress, logs, EMA, sample grids,
+checkpoints, resume and DDP.
+
+A minimal method, a denoising network (``tests/test_train_protocol.py`` runs this very code)::
+
+    from dataclasses import dataclass
+
+    import torch
+    from torch import nn
+
+    from workbench.data import build_dataset
+    from workbench.methods.base import Method, Phase, TrainConfig
+
+    @dataclass
+    class DenoiseConfig(TrainConfig):
+        dataset: str = "synthetic:easy"  # dataset spec for workbench.data.build_dataset
+        size: int = 32  # image side in pixels
+        lr: float = 1e-3  # Adam learning rate
+
+    class Denoise(Method):
+        name = "denoise"
+        Config = DenoiseConfig
+        presets = {"paper": DenoiseConfig(), "small": DenoiseConfig(steps=500),
+                   "smoke": DenoiseConfig(steps=5, batch_size=4)}
+
+        def __init__(self, config, *, device="cpu"):
+            super().__init__(config, device=device)
+            self.net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+                                     nn.Conv2d(32, 3, 3, padding=1)).to(self.device)  # saved, trained
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)  # saved with its state
+            self.ema_betas = {"net": 0.99}  # the trainer keeps an EMA of self.net
+
+        def build_dataset(self):
+            return build_dataset(self.config.dataset, size=self.config.size, split="train")
+
+        def phases(self):
+            return [Phase("denoise", self.denoise)]
+
+        def denoise(self, batch):
+            x = batch["image"]  # (B, 3, H, W)
+            loss = (self.net(x + 0.1 * torch.randn_like(x)) - x).square().mean()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            return {"loss": loss}
+
+Rules a method follows:
+
+- Every ``nn.Module`` attribute is part of the method: it is saved in checkpoints and, when it has
+  trainable parameters, wrapped in DDP under ``torchrun``. Attributes named in :attr:`frozen`
+  (pretrained ViT/MAE, a generator from an earlier stage) are neither saved nor wrapped; the
+  method loads them itself in ``__init__`` (from paths in its config).
+- Every ``torch.optim.Optimizer`` attribute is saved and restored with its full state.
+- Phases call modules through ``self.name(x)``; under DDP that attribute is the DDP wrapper, so
+  anything else (a sub-module, a helper method) goes through :meth:`module`. :meth:`sample` runs
+  on rank 0 alone, so it uses :meth:`averaged` or :meth:`module`, never the DDP wrapper.
+- Randomness comes from the global torch/numpy/python generators (the trainer saves and restores
+  them) or from local ``torch.Generator`` objects seeded from the config (sample grids).
+- State that is not a module or an optimizer goes through :meth:`extra_state` (JSON).
+- ``self.step`` is the number of finished iterations; use it for ramps and schedules.
+- Config fields become command-line flags, so none is named like a run option: ``preset``,
+  ``out``, ``resume``, ``device``, ``no_progress``, ``no_tensorboard``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+# helpers
+
+Stats = Mapping[str, "float | torch.Tensor"]  # what a phase returns: named scalars (0-dim tensors are fine)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (the module itself otherwise)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+# classes
+
+
+@dataclass
+class TrainConfig:
+    """Options of the shared training loop. Every method config extends this dataclass."""
+
+    steps: int = 10_000  # training iterations; one iteration runs every phase once
+    batch_size: int = 32  # real samples per phase call, per process
+    seed: int = 0  # seeds python, numpy and torch (plus the process rank under DDP) and the data order
+    num_workers: int = 0  # data loader processes; resuming stays bit-exact if items depend only on their index
+    log_every: int = 10  # steps between entries in stats.jsonl and TensorBoard
+    sample_every: int = 500  # steps between sample grids (0: only at the end)
+    checkpoint_every: int = 1000  # steps between checkpoints (0: only at the end; a final one is always written)
+    keep_checkpoints: int = 3  # how many of the newest checkpoints stay on disk (0: all)
+
+    def __post_init__(self):
+        for name in ("steps", "seed", "num_workers", "sample_every", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Phase:
+    """One named step of an iteration: ``fn(batch) -> stats``, run ``repeat`` times in a row."""
+
+    name: str  # prefix of its stats in the logs, e.g. "discriminator" -> "discriminator/loss"
+    fn: Callable[[dict | None], Stats]  # takes a fresh batch of real data, returns float stats
+    repeat: int = 1  # e.g. several critic steps per generator step; stats are averaged
+    real_data: bool = True  # False: no batch is drawn for this phase and fn receives None
+
+
+class Method:
+    """Base class of trainable methods; see the module docstring for the protocol."""
+
+    name: ClassVar[str] = ""  # registry key in workbench.methods.METHODS; recorded in checkpoints
+    Config: ClassVar[type[TrainConfig]] = TrainConfig  # the config dataclass
+    presets: ClassVar[dict[str, TrainConfig]] = {}  # "paper" (GPU), "small" (minutes on CPU), "smoke" (seconds)
+    default_preset: ClassVar[str] = "small"  # the preset the command line starts from
+    frozen: ClassVar[tuple[str, ...]] = ()  # module attributes that are neither trained, wrapped nor saved
+    find_unused_parameters: ClassVar[bool] = False  # DDP flag: some trained parameters get no gradient
+
+    def __init__(self, config: TrainConfig, *, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.step = 0  # finished iterations; the trainer keeps it current
+        self.ema_betas: dict[str, float] = {}  # module name -> EMA decay; the trainer keeps the averages
+        self.ema: dict[str, nn.Module] = {}  # the averaged copies, filled by the trainer or a checkpoint
+
+    # the protocol
+
+    def phases(self) -> list[Phase]:
+        """The ordered phases of one iteration (asked anew every iteration)."""
+        raise NotImplementedError
+
+    def build_dataset(self) -> torch.utils.data.Dataset | None:
+        """The real data, a dataset of dicts; ``None`` when phases need none."""
+        return None
+
+    @torch.no_grad()
+    def sample(self) -> torch.Tensor | None:
+        """Images for the periodic sample grid, (N, 3, H, W) in [0, 1]; ``None`` for none."""
+        return None
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-serialisable state beyond modules and optimizers, saved in checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    # helpers for the trainer and for subclasses
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The saved modules by attribute name (DDP unwrapped, frozen ones left out)."""
+        return {k: unwrap(v) for k, v in vars(self).items() if isinstance(v, nn.Module) and k not in self.frozen}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers by attribute name."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.optim.Optimizer)}
+
+    def module(self, name: str) -> nn.Module:
+        """Module ``name`` itself, never its DDP wrapper."""
+        return unwrap(getattr(self, name))
+
+    def averaged(self, name: str) -> nn.Module:
+        """The EMA of module ``name`` when there is one, else the module itself."""
+        return self.ema[name] if name in self.ema else self.module(name)
+
+    def train(self, mode: bool = True) -> "Method":
+        """Put the saved modules in training (or evaluation) mode."""
+        for module in self.modules().values():
+            module.train(mode)
+        return self
+
+    def eval(self) -> "Method":
+        return self.train(False)

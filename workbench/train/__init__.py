@@ -1,0 +1,21 @@
+"""The shared training loop: devices, seeding, config flags, progress, logs, EMA, checkpoints, DDP.
+
+- ``Trainer(method, out_dir=..., callbacks=[...]).fit()`` trains any method of ``workbench.methods``
+  (the protocol is in ``workbench/methods/base.py``).
+- ``launch.main(method, argv)`` is ``python -m workbench train METHOD ...``.
+- ``load_method(path)`` gives a trained method back from a checkpoint or run folder.
+"""
+
+from workbench.train.checkpoint import (Checkpoint, CheckpointError, StateDictMismatchError, find_checkpoint,
+                                        load_method, load_pth, load_state_dict_strict, read_checkpoint)
+from workbench.train.config import ConfigError
+from workbench.train.device import DeviceError, pick_device, seed_everything
+from workbench.train.ema import ema_copy, ema_update
+from workbench.train.sampler import InfiniteBatchSampler
+from workbench.train.trainer import NonFiniteError, Trainer
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "ConfigError", "DeviceError", "InfiniteBatchSampler", "NonFiniteError",
+    "StateDictMismatchError", "Trainer", "ema_copy", "ema_update", "find_checkpoint", "load_method", "load_pth",
+    "load_state_dict_strict", "pick_device", "read_checkpoint", "seed_everything",
+]

@@ -1,0 +1,139 @@
+"""``python -m workbench train METHOD [--preset NAME] [--FIELD VALUE ...]``: the training command.
+
+The flags are generated from the method's config dataclass; ``--preset`` picks the base values
+(``paper``, ``small``, ``smoke``), any ``--FIELD`` overrides one. ``--resume DIR`` continues a run
+(its config, plus any ``--FIELD`` given, e.g. a larger ``--steps``). Under ``torchrun`` the same
+command trains on several processes with DDP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from workbench.methods import METHODS
+from workbench.methods.base import Method, TrainConfig
+from workbench.train.checkpoint import CONFIG_FILE, read_checkpoint
+from workbench.train.config import (ConfigError, add_config_arguments, config_from_dict, config_overrides,
+                                    normalize_flags, preset_summary)
+from workbench.train.device import DeviceError, pick_device, seed_everything
+from workbench.train.distributed import cleanup_distributed, init_distributed, local_rank
+from workbench.train.trainer import Callback, NonFiniteError, Trainer
+
+# helpers
+
+
+def build_parser(cls: type[Method], *, shown: str | None = None) -> argparse.ArgumentParser:
+    """The command-line parser of method ``cls``: run options, then one flag per config field.
+
+    The help shows the values of preset ``shown`` (default: the method's default preset).
+    """
+    default = cls.default_preset
+    shown = shown if shown in cls.presets else default
+    parser = argparse.ArgumentParser(
+        prog=f"python -m workbench train {cls.name}",
+        description=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None,
+        epilog=preset_summary(cls.presets, default=default, shown=shown),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = parser.add_argument_group("run options")
+    run.add_argument("--preset", choices=list(cls.presets), default=argparse.SUPPRESS,
+                     help=f"base values of every option below (default: {default}); see the list at the end")
+    run.add_argument("--out", type=Path, default=None,
+                     help=f"run folder (default: runs/{cls.name}/<timestamp>; with --resume: the resumed run's folder)")
+    run.add_argument("--resume", type=Path, default=None,
+                     help="continue from a checkpoint folder or a run folder (its newest checkpoint)")
+    run.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs (stats.jsonl only)")
+    add_config_arguments(parser, cls.Config, defaults=cls.presets[shown],
+                         groups={TrainConfig: "training loop options", cls.Config: f"{cls.name} options"})
+    return parser
+
+
+def resolve_config(cls: type[Method], args: argparse.Namespace):
+    """The run's config: preset or resumed config, then the fields given on the command line."""
+    overrides = config_overrides(args, cls.Config)
+    if args.resume is not None:
+        if "preset" in args:
+            raise ConfigError("--preset does not combine with --resume: a resumed run keeps its config "
+                              "(override single fields instead, e.g. --steps)")
+        checkpoint = read_checkpoint(args.resume, method=cls.name)
+        base = config_from_dict(cls.Config, checkpoint.config, source=f"{checkpoint.path}/{CONFIG_FILE}")
+    else:
+        checkpoint = None
+        base = cls.presets[getattr(args, "preset", cls.default_preset)]
+    try:
+        return dataclasses.replace(base, **overrides), checkpoint
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid option: {error}") from error
+
+
+# functions
+
+
+def build(method: str, argv: list[str], *, dataset=None, callbacks: list[Callback] = ()) -> Trainer:
+    """Parse ``argv``, join the process group under torchrun, build the method and its trainer.
+
+    Resumed runs come back with their checkpoint loaded. ``dataset`` replaces the method's own.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))}")
+    cls = METHODS[method]
+    argv = normalize_flags(list(argv))
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--preset")
+    args = build_parser(cls, shown=peek.parse_known_args(argv)[0].preset).parse_args(argv)
+    config, checkpoint = resolve_config(cls, args)
+    device = pick_device(args.device, local_rank=local_rank())
+    info = init_distributed(device)
+    seed_everything(config.seed + info.rank)
+    if args.out is not None:
+        out = args.out
+    elif checkpoint is not None and checkpoint.path.parent.name == "checkpoints":
+        out = checkpoint.path.parent.parent
+    else:
+        out = Path("runs") / cls.name / time.strftime("%Y%m%d-%H%M%S")
+    if checkpoint is None and info.is_main and any((out / "checkpoints").glob("step-*")):
+        raise ConfigError(f"{out} already holds checkpoints; continue it with --resume {out} or choose another --out")
+    instance = cls(config, device=device)
+    trainer = Trainer(instance, out_dir=out, dataset=dataset, callbacks=callbacks,
+                      progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+    if checkpoint is not None:
+        trainer.load_checkpoint(checkpoint)
+    return trainer
+
+
+def main(method: str, argv: list[str]) -> int:
+    """The ``train`` command: 0 on success, 1 when training diverged, 2 on bad options or checkpoints."""
+    try:
+        try:
+            trainer = build(method, argv)
+        except SystemExit as exit_:  # --help, or argparse rejecting an option
+            return exit_.code if isinstance(exit_.code, int) else 2
+        except (ValueError, DeviceError, FileNotFoundError) as error:  # options, dataset specs, checkpoints
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if trainer.dist.is_main:
+            processes = trainer.dist.world_size
+            print(f"{method}: {trainer.config.steps} steps on {trainer.device} ({processes} "
+                  f"process{'es' if processes > 1 else ''}), from step {trainer.step}, writing to {trainer.out_dir}",
+                  file=sys.stderr)
+        try:
+            trainer.fit()
+        except NonFiniteError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            where = trainer.last_checkpoint
+            print(f"interrupted at step {trainer.step}; " + (f"resume with --resume {where}" if where else
+                                                            "no checkpoint was written yet"), file=sys.stderr)
+            return 130
+        if trainer.dist.is_main:
+            print(f"done: {trainer.last_checkpoint}", file=sys.stderr)
+        return 0
+    finally:
+        cleanup_distributed()
