@@ -7,6 +7,7 @@ It saves a screenshot to ``runs/screenshots/shift_explorer.png``.
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import socket
 from pathlib import Path
@@ -81,6 +82,20 @@ def test_client_gets_a_clear_error_for_a_non_image_upload(app_url, tmp_path):
     with pytest.raises(AppError, match="is not an image that can be read"):
         client.predict(*_args(source="Upload", upload=handle_file(str(path)), mask_source="GrabCut"),
                        api_name="/shift_explorer")
+
+
+def test_uploads_over_the_size_limit_are_refused(app_url):
+    import httpx
+
+    from apps.workbench_app import MAX_FILE_SIZE, launch
+
+    assert MAX_FILE_SIZE == "20mb"
+    assert inspect.signature(launch).parameters["host"].default == "127.0.0.1"  # this machine only
+    upload = app_url.rstrip("/") + "/gradio_api/upload"
+    too_big = httpx.post(upload, files={"files": ("big.png", b"\0" * (21 * 1024 * 1024))}, timeout=60)
+    assert too_big.status_code == 413 and "maximum allowed size" in too_big.text
+    small = httpx.post(upload, files={"files": ("small.png", b"\0" * 100)}, timeout=60)
+    assert small.status_code == 200
 
 
 # real browser

@@ -114,6 +114,19 @@ def test_non_image_upload_gives_a_clear_message(tmp_path, content):
         _explore(source="Upload", upload=str(path), mask_source="GrabCut")
 
 
+def test_grabcut_on_a_tiny_upload_gives_a_clear_message(tmp_path):
+    path = tmp_path / "tiny.png"
+    assert cv2.imwrite(str(path), np.full((4, 4, 3), 128, np.uint8))
+    with pytest.raises(gr.Error, match="GrabCut cannot run on this 4×4 image"):
+        _explore(source="Upload", upload=str(path), mask_source="GrabCut")
+
+
+def test_a_mask_eroded_away_is_reported():
+    *views, summary = _explore(index=12, perturb="erode", k=12)  # scene 12's horse is thinner than 24 px
+    assert "**mask** 0 px" in summary and "The mask is empty" in summary
+    assert views[4].max() == 0  # nothing moved: no difference
+
+
 def test_missing_upload_and_missing_strokes_give_clear_messages():
     with pytest.raises(gr.Error, match="Upload an image first"):
         _explore(source="Upload", upload=None, mask_source="GrabCut")

@@ -73,6 +73,13 @@ def test_duts_te_at_root_and_parent(tmp_path):
         check_item(ds[1], 24)
     with pytest.raises(FileNotFoundError, match="DUTS-TR-Image"):
         build_dataset(f"duts-tr:{tmp_path}", size=24)
+    train = tmp_path / "DUTS-TR"
+    make_pairs(train / "DUTS-TR-Image", train / "DUTS-TR-Mask", ["n01_1", "n02_2"])
+    for root in (train, tmp_path):  # the parent holds both parts; each spec finds its own
+        ds = build_dataset(f"duts-tr:{root}", size=24)
+        assert [s.name for s in ds.samples] == ["n01_1", "n02_2"] and ds.name == "duts-tr"
+        check_item(ds[0], 24)
+    assert len(build_dataset(f"duts-te:{tmp_path}", size=24)) == 3
     image, mask = duts(base, part="te", size=None).load(2)  # size None keeps the original resolution
     assert image.shape == (30, 40, 3) and mask.shape == (30, 40) and mask.sum() == 15 * 20
     with pytest.raises(ValueError, match="'tr' or 'te'"):

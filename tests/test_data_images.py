@@ -117,9 +117,12 @@ def test_masks_threshold_and_label_rules(tmp_path):
     cutout[..., 3] = [[255, 0], [0, 255]]
     Image.fromarray(cutout, "RGBA").save(tmp_path / "cutout.png")
     assert read_mask(tmp_path / "cutout.png").tolist() == [[True, False], [False, True]]
-    deep = np.array([[0, 40000]], np.uint16)
+    deep = np.array([[0, 40000, 20000]], np.uint16)
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
-    assert read_mask(tmp_path / "deep.png").tolist() == [[False, True]]
+    assert read_mask(tmp_path / "deep.png").tolist() == [[False, True, False]]  # soft: half of 65535
+    eight_in_sixteen = np.array([[0, 255], [255, 0]], np.uint16)  # 8-bit values saved in a 16-bit file
+    cv2.imwrite(str(tmp_path / "e16.png"), eight_in_sixteen)
+    assert read_mask(tmp_path / "e16.png").tolist() == [[False, True], [True, False]]
     empty = np.zeros((3, 3), np.uint8)
     Image.fromarray(empty).save(tmp_path / "empty.png")
     assert not read_mask(tmp_path / "empty.png").any()

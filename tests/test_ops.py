@@ -57,6 +57,8 @@ def test_translate_is_differentiable_in_content():
 def test_translate_rejects_bad_offsets():
     with pytest.raises(ValueError, match="offset must have shape"):
         translate(torch.zeros(2, 1, 3, 3), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        translate(torch.zeros(1, 3, 3), (0, 1))  # a single image without its batch axis
 
 
 def test_random_offsets_range_and_reproducibility():
@@ -70,6 +72,9 @@ def test_random_offsets_range_and_reproducibility():
     assert random_offsets(5, max_shift=0.0, size=64).abs().sum() == 0
     rect = random_offsets(5000, max_shift=0.25, size=(8, 40))
     assert rect[:, 0].abs().max() == 2 and rect[:, 1].abs().max() == 10
+    # uniform: each of the 17 values of [-8, 8] takes about 1/17 of the draws, on both axes
+    counts = torch.stack([torch.bincount(offsets[:, a] + 8, minlength=17) for a in range(2)]).float() / 20000
+    assert counts.shape == (2, 17) and (counts - 1 / 17).abs().max() < 0.01
 
 
 # composites
@@ -116,6 +121,8 @@ def test_pool_mask_max_and_avg():
         pool_mask(torch.zeros(1, 1, 5, 4), patch=2)
     with pytest.raises(ValueError, match="mode"):
         pool_mask(mask, patch=2, mode="median")
+    with pytest.raises(ValueError, match="patch"):
+        pool_mask(mask, patch=0)
 
 
 # mask losses
@@ -174,7 +181,14 @@ def test_diff_augment_parts():
     zeros = (cut == 0).all(dim=1).flatten(1).sum(dim=1)
     assert zeros.max() <= 64 and zeros.min() >= 16  # an 8x8 hole, possibly clipped by the border
     moved = DiffAugment(policy=("translation",), translation=0.125)(x, generator=torch.Generator().manual_seed(0))
-    assert moved.shape == x.shape
+    # the same draws as random_offsets with the same seed: whole-pixel shifts of at most 2 px (0.125 * 16)
+    offsets = random_offsets(4, max_shift=0.125, size=16, generator=torch.Generator().manual_seed(0))
+    assert offsets.abs().max() <= 2 and torch.equal(moved, translate(x, offsets))
+    # brightness alone adds one constant per image, within ±0.25 (the paper's ±0.5 on [-1, 1] data)
+    bright = DiffAugment(policy=("color",), saturation=(1.0, 1.0), contrast=(1.0, 1.0))
+    delta = (bright(x, generator=torch.Generator().manual_seed(1)) - x).flatten(1)  # (B, N)
+    assert torch.allclose(delta, delta[:, :1].expand_as(delta), atol=1e-6)
+    assert delta.abs().max() <= 0.25 and delta[:, 0].std() > 0.01
     colour = DiffAugment(policy=("color",))
     y = colour(x, generator=torch.Generator().manual_seed(3))
     assert not torch.allclose(y, x)

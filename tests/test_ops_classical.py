@@ -176,6 +176,10 @@ def test_shift_error_is_zero_for_the_exact_mask_only():
 
 def test_shift_scene_rejects_bad_input():
     image, mask = _textured_scene()
+    with pytest.raises(ValueError, match="H, W, 3"):
+        shift_scene(np.concatenate([image, np.ones_like(image[..., :1])], -1), mask, dy=1, dx=1)  # RGBA
+    with pytest.raises(ValueError, match="H, W, 3"):
+        shift_scene(image[..., 0], mask, dy=1, dx=1)  # grayscale
     with pytest.raises(ValueError, match="whole pixels"):
         shift_scene(image, mask, dy=0.5, dx=1)
     with pytest.raises(ValueError, match="differ"):
@@ -211,3 +215,14 @@ def test_an_empty_mask_moves_nothing():
     assert np.array_equal(r.composite, image) and np.array_equal(r.copy_paste, image)
     assert r.difference.max() == 0.0
     assert shift_error(r, mask) > 0.1  # the whole moved object is missing
+
+
+def test_integer_images_are_scaled_to_unit_range():
+    image, mask = _textured_scene()
+    image_u8 = np.round(image * 255).astype(np.uint8)
+    from_u8 = shift_scene(image_u8, mask, dy=2, dx=3)
+    from_float = shift_scene(image_u8.astype(np.float32) / 255, mask, dy=2, dx=3)
+    assert from_u8.composite.dtype == np.float32 and from_u8.composite.max() <= 1.0
+    assert np.allclose(from_u8.composite, from_float.composite, atol=1e-6)
+    deep = np.full((4, 4, 3), 65535, np.uint16)
+    assert np.array_equal(inpaint_telea(deep, np.zeros((4, 4), bool)), np.ones((4, 4, 3), np.float32))

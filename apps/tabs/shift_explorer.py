@@ -50,6 +50,7 @@ def _resize_to_fit(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """float (H, W, 3) in [0, 1] -> uint8 for display."""
     return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
 
 
@@ -57,9 +58,14 @@ _GRABCUT_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()  # the sliders re-r
 
 
 def _grabcut_mask(image: np.ndarray) -> np.ndarray:
+    """GrabCut from a centred rectangle, bool (H, W); cached by image content. gr.Error if it cannot run."""
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
     if key not in _GRABCUT_CACHE:
-        _GRABCUT_CACHE[key] = grabcut(image) > 0.5
+        try:
+            _GRABCUT_CACHE[key] = grabcut(image) > 0.5
+        except ValueError as error:  # e.g. an image too small for the initial rectangle
+            raise gr.Error(f"GrabCut cannot run on this {image.shape[1]}×{image.shape[0]} image ({error}). "
+                           "Use the Brush mask, or a larger image.") from None
         while len(_GRABCUT_CACHE) > 16:
             _GRABCUT_CACHE.popitem(last=False)
     return _GRABCUT_CACHE[key]
@@ -162,6 +168,8 @@ def explore(
         f"**Image** {image.shape[1]}×{image.shape[0]} px · **mask** {int(mask.sum())} px "
         f"({100 * mask.mean():.1f}% of the image) · **shift** (dy, dx) = ({int(dy)}, {int(dx)})",
     ]
+    if not mask.any():
+        lines.append("**The mask is empty** (nothing to move): draw a larger mask, or lower k for an eroded one.")
     if true_mask is not None:
         error = shift_error(result, true_mask)
         lines.append(

@@ -17,7 +17,8 @@ Pillow as a fallback for formats OpenCV lacks. Conversions, all deliberate:
 Masks (:func:`read_mask`): colour masks are reduced by the maximum over their colour channels;
 an RGBA mask whose colour is the same everywhere is read from its alpha channel. A pixel is
 object when its value is above half of the type's range (> 127 for 8-bit, > 32767 for 16-bit,
-> 0.5 for float). Label masks that hold only the values 0 and 1 are read as 1 = object.
+> 0.5 for float). Integer masks that hold only 0 and one other value (label masks 0/1, or 0/255
+saved in a 16-bit file) are read as that value = object.
 
 Every failure (missing file, directory, empty file, not an image, truncated or corrupt data)
 raises :class:`ImageReadError` naming the file and the problem.
@@ -180,6 +181,8 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
             raw = colour.max(axis=2)
     if raw.ndim != 2 or raw.size == 0:
         raise ImageReadError(f"{path}: unexpected mask shape {raw.shape}")
-    if np.issubdtype(raw.dtype, np.integer) and raw.max() == 1:
-        return raw > 0  # label mask: 0 background, 1 object
+    if np.issubdtype(raw.dtype, np.integer):
+        top = raw.max()
+        if top > 0 and not ((raw != 0) & (raw != top)).any():
+            return raw > 0  # two-valued: 0 background, the other value object
     return _to_unit(raw, path) > 0.5

@@ -64,12 +64,14 @@ def horse_outline() -> np.ndarray:
 
 
 def ellipse(rng: np.random.Generator, *, vertices: int = 96) -> np.ndarray:
+    """An ellipse with minor/major axis ratio in [0.45, 1], as ``vertices`` points."""
     aspect = rng.uniform(0.45, 1.0)  # minor / major axis
     t = np.linspace(0, 2 * np.pi, vertices, endpoint=False)
     return np.stack([np.cos(t), aspect * np.sin(t)], 1)
 
 
 def random_polygon(rng: np.random.Generator) -> np.ndarray:
+    """A star-convex polygon with 3 to 8 corners at jittered angles and radii in [0.7, 1]."""
     corners = int(rng.integers(3, 9))
     # corner angles: evenly spaced plus jitter, so the polygon is never degenerate
     t = np.sort((np.arange(corners) + rng.uniform(-0.3, 0.3, corners)) * 2 * np.pi / corners)
@@ -78,6 +80,7 @@ def random_polygon(rng: np.random.Generator) -> np.ndarray:
 
 
 def star(rng: np.random.Generator) -> np.ndarray:
+    """A star with 4 to 8 tips and an inner radius of 0.4 to 0.7 of the tips'."""
     tips = int(rng.integers(4, 9))
     inner = rng.uniform(0.4, 0.7)  # inner radius relative to the tips
     t = np.arange(2 * tips) * np.pi / tips
@@ -96,6 +99,7 @@ def blob(rng: np.random.Generator, *, vertices: int = 96) -> np.ndarray:
 
 
 def horse(rng: np.random.Generator) -> np.ndarray:
+    """The scikit-image horse's outline, facing left or right at random."""
     points = horse_outline().copy()
     if rng.random() < 0.5:
         points[:, 0] = -points[:, 0]  # face left or right

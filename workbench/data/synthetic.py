@@ -36,8 +36,8 @@ import torch
 from torch.utils.data import Dataset
 
 from workbench.data.shapes import SHAPES, make_shape, polygon_area, rasterize, rotate
-from workbench.data.textures import (REAL_TEXTURES, colourize, gradient, is_colour, real_texture, recolour,
-                                     stripes, value_noise)
+from workbench.data.textures import (REAL_TEXTURES, colourize, gradient, is_colour, luminance, real_texture,
+                                     recolour, stripes, value_noise)
 
 FILLS = ("flat", "gradient", "stripes", "noise", "texture")
 SPLITS = ("train", "val", "test")
@@ -106,6 +106,7 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
 
 
 def get_config(preset: str | SceneConfig) -> SceneConfig:
+    """The :class:`SceneConfig` of a preset name (or the config itself); ValueError lists the presets."""
     if isinstance(preset, SceneConfig):
         return preset
     if preset not in SCENE_PRESETS:
@@ -151,6 +152,10 @@ class Fill:
 
 
 def draw_fill(rng: np.random.Generator, kind: str, amplitude: float, *, texture: str | None = None) -> Fill:
+    """Draw the parameters of a fill of ``kind`` whose colours lie ``amplitude`` apart (RGB distance).
+
+    ``texture`` forces the real texture of a "texture" fill (objects that reuse the background's).
+    """
     c0, c1 = _colour_pair(rng, amplitude)
     if kind == "flat":
         return Fill(kind, c0, c0)
@@ -271,7 +276,7 @@ def render_fill(fill: Fill, *, size: int) -> np.ndarray:
         rgb = recolour(crop, hue=p["hue"], saturation=p["saturation"])
         mean = rgb.mean((0, 1), keepdims=True)
         return np.clip(mean + (rgb - mean) * p["gain"], 0, 1).astype(np.float32)
-    pattern = crop if crop.ndim == 2 else crop @ np.array([0.299, 0.587, 0.114], np.float32)
+    pattern = crop if crop.ndim == 2 else luminance(crop)
     return colourize(pattern, fill.c0, fill.c1)
 
 

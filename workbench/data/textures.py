@@ -83,6 +83,7 @@ def texture_pyramid(name: str) -> tuple[np.ndarray, ...]:
 
 
 def is_colour(name: str) -> bool:
+    """Whether the real texture ``name`` is a colour image (else grey)."""
     return REAL_TEXTURES[name][1]
 
 

@@ -42,14 +42,20 @@ def contrast_jitter(
     """Scale each image's contrast by c ~ U(low, high) around its own mean: ``(x - μ) c + μ``.
 
     Applied separately to generated backgrounds and foregrounds before compositing (sections 3.4
-    and 4.2), so that the background cannot cheaply fill parts of the object.
+    and 4.2), so that the background cannot cheaply fill parts of the object. The result is not
+    clipped (clipping would cut the gradient), so it may leave [0, 1] slightly when c > 1.
+
+    Args:
+        x: (B, C, H, W) images.
+    Returns:
+        (B, C, H, W), one factor c per image.
     """
     mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
     return (x - mean) * _uniform(x.shape[0], low, high, like=x, generator=generator) + mean
 
 
 def center_crop_square(x: Tensor) -> Tensor:
-    """Crop the largest centred square of (B, C, H, W) images."""
+    """Crop the largest centred square of (B, C, H, W) images; (B, C, S, S) with S = min(H, W)."""
     h, w = x.shape[-2:]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
@@ -86,11 +92,13 @@ class DiffAugment:
     """Differentiable augmentation for discriminator inputs (Zhao et al., 2020).
 
     Apply the same instance to real and fake batches. Magnitudes are those of the DiffAugment
-    paper for data in [-1, 1]; halve ``brightness`` for data in [0, 1].
+    paper, rescaled to the workbench's images in [0, 1]: the paper adds U(-0.5, 0.5) to data in
+    [-1, 1], which is ``brightness=0.25`` here (pass 0.5 for data in [-1, 1]). Saturation and
+    contrast factors do not depend on the range. Nothing is clipped, so gradients pass everywhere.
     """
 
     policy: tuple[str, ...] = ("color", "translation", "cutout")  # any of: color, translation, cutout
-    brightness: float = 0.5  # add U(-b, b) to every pixel
+    brightness: float = 0.25  # add U(-b, b) to every pixel (the paper's ±0.5 on [-1, 1] data)
     saturation: tuple[float, float] = (0.0, 2.0)  # scale the deviation from the channel mean
     contrast: tuple[float, float] = (0.5, 1.5)  # scale the deviation from the image mean
     translation: float = 0.125  # shift by up to this fraction of the size, zero fill
@@ -111,6 +119,7 @@ class DiffAugment:
         return x
 
     def color(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Random brightness, then saturation, then contrast, one draw of each per image; (B, C, H, W)."""
         b = x.shape[0]
         x = x + _uniform(b, -self.brightness, self.brightness, like=x, generator=generator)
         mean = x.mean(dim=1, keepdim=True)  # (B, 1, H, W)
@@ -119,10 +128,12 @@ class DiffAugment:
         return (x - mean) * _uniform(b, *self.contrast, like=x, generator=generator) + mean
 
     def translate(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Shift each image by integers uniform in ±``translation``·size per axis, zero fill; (B, C, H, W)."""
         offsets = random_offsets(x.shape[0], max_shift=self.translation, size=tuple(x.shape[-2:]), generator=generator)
         return translate(x, offsets.to(x.device))
 
     def cut_out(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Zero one ``cutout``·size square per image, centred uniformly in the image (clipped by the border)."""
         b, _, h, w = x.shape
         ch, cw = round(h * self.cutout), round(w * self.cutout)  # hole size
         centre = (torch.rand(b, 2, generator=generator) * torch.tensor([h, w])).long().to(x.device)  # (B, 2)

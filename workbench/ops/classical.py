@@ -41,13 +41,25 @@ def as_bool_mask(mask: np.ndarray) -> np.ndarray:
 
 
 def as_image(image: np.ndarray) -> np.ndarray:
+    """A float32 (H, W, 3) image in [0, 1] from a float or integer (H, W, 3) array.
+
+    Integer images (uint8, uint16, ...) are divided by their type's maximum, so an 8-bit photo
+    passed as is gives the same result as its float version; float images are taken as they are.
+    Other shapes (grayscale, RGBA) raise ValueError; :func:`workbench.data.images.read_image`
+    converts such files to RGB.
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"an image must be (H, W, 3), got shape {image.shape}")
+    if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"an image must hold floats in [0, 1] or integers, got dtype {image.dtype}")
+    if np.issubdtype(image.dtype, np.integer):
+        return (image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)).clip(0.0, 1.0)
     return image.astype(np.float32, copy=False)
 
 
 def _check_k(k: int) -> int:
+    """``k`` as an int; ValueError unless it is a whole number >= 0."""
     if int(k) != k or k < 0:
         raise ValueError(f"k must be a non-negative integer number of pixels, got {k!r}")
     return int(k)

@@ -15,6 +15,9 @@ __all__ = ["pool_mask"]
 
 def pool_mask(mask: Tensor, *, patch: int, mode: str = "max") -> Tensor:
     """Reduce a (B, 1, H, W) mask to (B, 1, H/P, W/P) with max or average pooling over P×P tiles."""
+    if int(patch) != patch or patch < 1:
+        raise ValueError(f"patch must be a positive whole number of pixels, got {patch!r}")
+    patch = int(patch)
     h, w = mask.shape[-2:]
     if h % patch or w % patch:
         raise ValueError(f"mask size {h}x{w} is not divisible by the patch size {patch}")

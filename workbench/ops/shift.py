@@ -44,6 +44,8 @@ def translate(x: Tensor, offset: Tensor | tuple[int, int]) -> Tensor:
         x: (B, C, H, W) images or masks.
         offset: (B, 2) integer (dy, dx) per image, or one (dy, dx) pair for all.
     """
+    if x.ndim != 4:
+        raise ValueError(f"translate expects a (B, C, H, W) batch, got shape {tuple(x.shape)}")
     b, c, h, w = x.shape
     offset = as_offsets(offset, b, x.device)  # (B, 2)
     rows = torch.arange(h, device=x.device).view(1, h, 1) - offset[:, 0].view(b, 1, 1)  # (B, H, 1)
