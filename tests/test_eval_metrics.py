@@ -28,8 +28,8 @@ def brute_force_max_f(preds, gts, beta2=0.3):
         den = beta2 * p + r
         return np.where(den > 0, (1 + beta2) * p * r / np.where(den > 0, den, 1), 0.0)
 
-    dataset = f(P.mean(0), R.mean(0)).max()
-    per_image = f(P, R).max(1).mean()
+    dataset = f(P, R).mean(0).max()  # one threshold: the best mean over images of F_beta
+    per_image = f(P, R).max(1).mean()  # every image at its own best threshold
     return dataset, per_image
 
 
@@ -110,15 +110,17 @@ def test_dataset_and_per_image_variants_differ():
     s = meter.compute()
     # each image alone is perfect at its own threshold
     assert s["max_f_beta_per_image"] == pytest.approx(1.0)
-    # one shared threshold: the best is t in (0.2, 0.3], where image 1 has P = 1/2, R = 1 and
-    # image 2 P = R = 1: mean P = 3/4, mean R = 1, F = 1.3 * 0.75 / (0.225 + 1) = 39/49
-    assert s["max_f_beta"] == pytest.approx(39 / 49)
+    # one shared threshold: the best is t in (0.2, 0.3], where image 1 has P = 1/2, R = 1, so
+    # F = 1.3 * 0.5 / (0.15 + 1) = 13/23, and image 2 F = 1: the mean is 18/23. (At t in (0.4, 0.9]
+    # the mean is (1 + 0) / 2; at t <= 0.2 both images have P = 1/2: 13/23.)
+    assert s["max_f_beta"] == pytest.approx(18 / 23)
     assert 0.2 < s["max_f_beta_threshold"] <= 0.3
-    # at 0.5 image 1 is perfect and image 2 empty: mean P = mean R = 1/2, so F = 1/2
+    # at 0.5 image 1 is perfect and image 2 empty: F = 1 and 0, mean 1/2
     assert meter.per_image()["f_beta"].tolist() == pytest.approx([1.0, 0.0])
     assert s["f_beta"] == pytest.approx(0.5)
     curve = meter.curve()
-    assert len(curve) == 256 and curve["f_beta"].max() == pytest.approx(39 / 49)
+    assert len(curve) == 256 and curve["f_beta"].max() == pytest.approx(18 / 23)
+    assert curve["precision"][128] == pytest.approx(0.5) and curve["recall"][128] == pytest.approx(0.5)
 
 
 def test_meter_streaming_equals_one_batch_and_plain_functions():
@@ -177,3 +179,28 @@ def test_meter_accepts_tensors_that_numpy_cannot_hold():
     meter.update(pred.detach().bfloat16(), gt)
     s = meter.compute()
     assert s["n"] == 4 and s["iou"] == 1.0 and s["mae"] == pytest.approx(0.25)
+
+
+def test_per_image_variant_is_never_below_the_dataset_variant():
+    # full masks on objects of different sizes: F of each image is concave in its object fraction,
+    # so F of the mean precision would exceed the mean F; the thesis' mean-of-F convention cannot
+    rng = np.random.default_rng(11)
+    g = np.zeros((8, 20, 20), bool)
+    for i, side in enumerate(rng.integers(2, 20, 8)):
+        g[i, :side, :side] = True
+    meter = SegmentationMeter()
+    meter.update(np.ones((8, 20, 20), np.float32), g)
+    s = meter.compute()
+    fractions = g.mean((1, 2))
+    expected = np.mean(1.3 * fractions / (0.3 * fractions + 1))  # P = fraction, R = 1 on every image
+    assert s["max_f_beta"] == pytest.approx(expected) and s["f_beta"] == pytest.approx(expected)
+    assert s["max_f_beta_per_image"] == pytest.approx(expected)
+
+
+def test_many_tiny_masks_in_one_batch():
+    rng = np.random.default_rng(2)
+    p = rng.random((3000, 2, 3))
+    g = rng.random((3000, 2, 3)) < 0.5
+    meter = SegmentationMeter()
+    meter.update(p, g)  # 3000 images of 6 px: counted in slices of 256 images
+    assert meter.per_image()["iou"].tolist() == pytest.approx([M.iou(p[i], g[i]) for i in range(3000)])

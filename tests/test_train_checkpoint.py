@@ -1,4 +1,5 @@
-"""Checkpoints: round trip, bit-exact resume, the NaN guard, wrong-method and mismatch errors, .pth files."""
+"""Checkpoints: round trip, bit-exact resume after a kill, the NaN guard, wrong-method, mismatch and damaged-file
+errors, .pth files."""
 
 import argparse
 import json
@@ -22,28 +23,34 @@ def scramble_global_rng():
 
 
 @pytest.mark.parametrize("loss", ["hinge", "nonsaturating-r1", "wgan-gp"])
-def test_resume_is_bit_exact(tmp_path, loss):
-    """N steps straight == k steps, checkpoint, everything rebuilt from it, N - k more steps."""
-    flags = [*SMOKE_FLAGS, "--loss", loss, "--log-every", "1", "--checkpoint-every", "0", "--sample-every", "0",
+def test_resume_after_a_kill_is_bit_exact(tmp_path, loss):
+    """10 steps straight == a run killed after step 5, rebuilt from its step-3 checkpoint, run to 10."""
+    flags = [*SMOKE_FLAGS, "--loss", loss, "--log-every", "2", "--checkpoint-every", "3", "--sample-every", "0",
              "--batch-size", "4"]
     if loss == "wgan-gp":
         flags += ["--d-steps", "2"]
-    straight = build("dcgan", [*flags, "--steps", "8", "--out", str(tmp_path / "a")], dataset=MemoryDataset())
+    straight = build("dcgan", [*flags, "--steps", "10", "--out", str(tmp_path / "a")], dataset=MemoryDataset())
     straight.fit()
 
-    first = build("dcgan", [*flags, "--steps", "4", "--out", str(tmp_path / "b")], dataset=MemoryDataset())
-    first.fit()
-    assert first.last_checkpoint.name == "step-0000004"
-    del first
+    def kill(trainer, stats):
+        if trainer.step == 5:
+            raise KeyboardInterrupt
+
+    killed = build("dcgan", [*flags, "--steps", "8", "--out", str(tmp_path / "b")], dataset=MemoryDataset(),
+                   callbacks=[kill])
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    assert killed.last_checkpoint.name == "step-0000003"
+    del killed
     scramble_global_rng()
-    resumed = build("dcgan", ["--resume", str(tmp_path / "b"), "--steps", "8", "--no-progress", "--no-tensorboard"],
-                    dataset=MemoryDataset())
-    assert resumed.step == 4 and resumed.out_dir == tmp_path / "b"
+    resumed = build("dcgan", ["--resume", str(tmp_path / "b"), "--steps", "10", "--no-progress", "--no-tensorboard"],
+                    dataset=MemoryDataset())  # a longer run than the killed one was set to
+    assert resumed.step == 3 and resumed.out_dir == tmp_path / "b"
     resumed.fit()
 
     expected, got = read_stats(tmp_path / "a"), read_stats(tmp_path / "b")
-    assert [e["step"] for e in got] == list(range(1, 9))  # the resumed run continued the same log
-    assert got == expected  # exact float equality, every stat of every step
+    assert [e["step"] for e in got] == [2, 4, 6, 8, 10]  # the entries after the checkpoint were dropped, then redone
+    assert got == expected  # exact float equality, every stat; step 4 averages step 3 (before the kill) and step 4
     for name, module in straight.method.modules().items():
         for (key, a), b in zip(module.state_dict().items(), resumed.method.modules()[name].state_dict().values()):
             assert torch.equal(a, b), f"{name}.{key}"
@@ -126,6 +133,19 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000003"]
 
 
+def test_damaged_checkpoints_give_checkpoint_errors(tmp_path, capsys):
+    build("dcgan", [*SMOKE_FLAGS, "--steps", "2", "--out", str(tmp_path)], dataset=MemoryDataset()).fit()
+    folder = tmp_path / "checkpoints" / "step-0000002"
+    (folder / "state.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="incomplete: it has no state.safetensors"):
+        build("dcgan", ["--resume", str(tmp_path), "--no-progress", "--no-tensorboard"], dataset=MemoryDataset())
+    (folder / "modules.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="modules.safetensors is not a readable safetensors file"):
+        load_method(tmp_path)
+    assert main("dcgan", ["--resume", str(tmp_path)]) == 2  # a message, not a traceback
+    assert "not a readable safetensors file" in capsys.readouterr().err
+
+
 def test_load_pth_and_strict_loading(tmp_path):
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
     torch.save({"model": net.state_dict(), "epoch": 7}, tmp_path / "wrapped.pth")
@@ -139,8 +159,12 @@ def test_load_pth_and_strict_loading(tmp_path):
         load_pth(tmp_path / "missing.pth")
 
     torch.save({"args": argparse.Namespace(lr=0.1)}, tmp_path / "pickle.pth")  # an object, not weights
-    with pytest.raises(CheckpointError, match="weights-only"):
+    with pytest.raises(CheckpointError, match="argparse.Namespace.*weights-only") as caught:
         load_pth(tmp_path / "pickle.pth")
+    assert "weights_only` set to `False" not in str(caught.value)  # torch's unsafe advice is not passed on
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "plain.pth").read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="cut.pth .*corrupt or truncated"):
+        load_pth(tmp_path / "cut.pth")
 
     other = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
     load_state_dict_strict(other, state, source="plain.pth")

@@ -80,7 +80,13 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from workbench.bench import BENCHMARKS, report
 
-    result = BENCHMARKS[args.bench_name].run(args)
+    from workbench.train.device import DeviceError
+
+    try:
+        result = BENCHMARKS[args.bench_name].run(args)
+    except (DeviceError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     report(result, out_dir=args.out)
     return 0
 

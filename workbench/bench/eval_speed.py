@@ -18,6 +18,7 @@ import torch
 
 from workbench.bench import BenchResult, register
 from workbench.eval.metrics import SegmentationMeter
+from workbench.train.device import pick_device
 
 N_BY_PRESET = {"paper": 5000, "small": 5000, "smoke": 200}  # images when --n is not given
 
@@ -25,20 +26,11 @@ N_BY_PRESET = {"paper": 5000, "small": 5000, "smoke": 200}  # images when --n is
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's own options."""
     parser.add_argument("--n", type=int, default=None, help="number of masks (default 5000; 200 with --preset smoke)")
     parser.add_argument("--size", type=int, default=320, help="mask side in pixels (default 320)")
     parser.add_argument("--chunk", type=int, default=100, help="masks generated and scored per batch (default 100)")
     parser.add_argument("--corloc", action="store_true", help="also time boxes and CorLoc (OpenCV, on the CPU)")
-
-
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def random_batch(
@@ -58,6 +50,7 @@ def random_batch(
 
 @register("eval-speed", help="time the segmentation metrics on 5,000 random 320x320 masks", add_arguments=add_arguments)
 def run(args: argparse.Namespace) -> BenchResult:
+    """Score ``--n`` random masks in chunks; time only :class:`SegmentationMeter`'s work."""
     n = args.n if args.n is not None else N_BY_PRESET[getattr(args, "preset", "small")]
     size, chunk = args.size, max(1, args.chunk)
     device = pick_device(getattr(args, "device", "auto"))

@@ -18,22 +18,26 @@ at level ``k`` (``k = 0 .. 255``) a pixel is foreground when ``level >= k``, tha
 128 is ``p >= 0.5``.
 Two variants, never mixed up:
 
-* ``max_f_beta`` (the thesis' definition, and what Table 5.2 reports): ONE threshold for the whole
-  dataset. For each level ``k``, precision and recall are averaged over the images, ``F_beta(k)``
-  is computed from those two means, and the maximum over ``k`` is reported.
+* ``max_f_beta`` (the thesis' definition, section 5.4.1: "the score for the single optimal
+  threshold on a whole dataset"; Tables 4.2-4.5 and 5.2): ONE threshold for the whole dataset.
+  For each level ``k`` every image's ``F_beta(k)`` is computed, these are averaged over the
+  images, and the maximum over ``k`` of that mean is reported. This is the convention of the work
+  the thesis follows for the metric (Melas-Kyriazi et al., ICLR 2022, ref. [85]).
 * ``max_f_beta_per_image`` (SelfMask's way, see the footnote of Table 5.2): every image takes its
-  own best level, and these per-image maxima are averaged. It is never smaller than the dataset
-  variant, and reported separately.
+  own best level, and these per-image maxima are averaged. A mean of maxima is never smaller than
+  the maximum of means, so this variant is always ``>= max_f_beta``; it is reported separately.
 
-Dataset summaries: IoU, accuracy, precision, recall and MAE are means over images; ``f_beta`` at
-the threshold is computed from the mean precision and the mean recall, the same convention as
-``max_f_beta`` (so at threshold 0.5, which is level 128, ``f_beta <= max_f_beta``).
+Dataset summaries are means over images of the per-image values: IoU, accuracy, precision,
+recall, ``f_beta`` (at the threshold) and MAE. At ``threshold = 0.5``, which is level 128,
+``f_beta`` is the dataset curve at that level, so ``f_beta <= max_f_beta``.
+:meth:`SegmentationMeter.curve` also gives the mean precision and mean recall per level (a PR curve).
 
 All 256 thresholds are scored at once from histograms: per image, the number of ground-truth
 foreground and background pixels in each of the 256 levels (split again by the binary prediction,
 which gives the scores at ``threshold`` from the same pass); reversed cumulative sums over the
-levels then give the true and false positives at every level. :class:`SegmentationMeter` streams batches through this
-and keeps only per-image scalars and two 256-vectors, so 5,000 masks of 320x320 take seconds.
+levels then give the true and false positives at every level. :class:`SegmentationMeter` streams
+batches through this and keeps only per-image scalars and three 256-vectors, so 5,000 masks of
+320x320 take seconds.
 """
 
 from __future__ import annotations
@@ -129,12 +133,14 @@ def pixel_statistics(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5
       binary prediction (``pred >= threshold``) is ``b``, ground truth ``g``, and grey level ``k``;
     * ``mae`` (N,) float64: ``mean(|pred - gt|)`` per image.
 
-    The batch is processed in slices of about 256k pixels, which keeps the temporaries in cache.
+    The batch is processed in slices of about 256k pixels (and at most 256 images, so that the
+    ``1024 * images`` bins of one ``bincount`` stay few for tiny masks), which keeps the
+    temporaries in cache.
     This is plain single-threaded numpy on purpose: it is as fast as torch on two cores, and it
     does not collapse, as torch's OpenMP threads do, when other processes share the CPU.
     """
     n, h, w = pred.shape
-    step = max(1, (1 << 18) // (h * w))
+    step = max(1, min((1 << 18) // (h * w), 256))  # images per slice
     scale = pred.dtype.type(LEVELS - 1)
     hist = np.empty((n, 2, 2, LEVELS), np.int64)
     mae_values = np.empty(n)
@@ -192,8 +198,8 @@ class SegmentationMeter:
     binary; ``gt`` of the same shape, bool. Numpy arrays and tensors on any device both work (the
     counting runs in numpy on the CPU, see :func:`pixel_statistics`); the images of one batch
     share a size, different batches may differ. ``compute()`` returns the dataset figures,
-    ``per_image()`` one row per image, ``curve()`` the dataset-level precision/recall/F_beta at
-    each of the 256 levels. Definitions: see the module docstring.
+    ``per_image()`` one row per image, ``curve()`` the dataset-level mean precision, mean recall
+    and mean F_beta at each of the 256 levels. Definitions: see the module docstring.
 
     With ``corloc=True`` every image also gets the box of the largest connected component of its
     binary prediction and a CorLoc hit (see :mod:`workbench.eval.boxes`).
@@ -210,6 +216,7 @@ class SegmentationMeter:
         self._names: list[str] = []
         self._precision_sum = np.zeros(LEVELS)  # (256,): sum over images of precision at level k
         self._recall_sum = np.zeros(LEVELS)  # (256,)
+        self._f_beta_sum = np.zeros(LEVELS)  # (256,): sum over images of F_beta at level k
         self._n = 0
 
     def __len__(self) -> int:
@@ -229,6 +236,8 @@ class SegmentationMeter:
         n = pred.shape[0]
         if names is not None and len(names) != n:
             raise ValueError(f"{len(names)} names for a batch of {n} images")
+        if gt_boxes is not None and not self.corloc:
+            raise ValueError("gt_boxes are only used for CorLoc; make the meter with corloc=True")
         if gt_boxes is not None and len(gt_boxes) != n:
             raise ValueError(f"{len(gt_boxes)} ground-truth box sets for a batch of {n} images")
         if n == 0:
@@ -254,6 +263,7 @@ class SegmentationMeter:
         self._rows.append(row)
         self._precision_sum += precision.sum(0)
         self._recall_sum += recall.sum(0)
+        self._f_beta_sum += f_curve.sum(0)
         self._names.extend(names if names is not None else [str(self._n + i) for i in range(n)])
         self._n += n
 
@@ -268,32 +278,30 @@ class SegmentationMeter:
         return pd.DataFrame({"name": list(self._names), **data})
 
     def curve(self) -> pd.DataFrame:
-        """Dataset-level curve: per level, threshold, mean precision, mean recall, F_beta of the means."""
+        """Dataset-level curve: per level, its threshold and the means over images of precision,
+        recall and F_beta (``max_f_beta`` is the maximum of this ``f_beta`` column)."""
         n = max(self._n, 1)
-        precision, recall = self._precision_sum / n, self._recall_sum / n
         return pd.DataFrame({
             "level": np.arange(LEVELS),
             "threshold": level_thresholds(),
-            "precision": precision,
-            "recall": recall,
-            "f_beta": f_beta_from(precision, recall, beta2=self.beta2),
+            "precision": self._precision_sum / n,
+            "recall": self._recall_sum / n,
+            "f_beta": self._f_beta_sum / n,
         })
 
     def compute(self) -> dict[str, float]:
-        """Dataset figures: n; iou, accuracy, precision, recall, mae (means over images, at
-        ``threshold``); f_beta (F_beta of the mean precision and mean recall at ``threshold``: the
-        dataset convention of max F_beta, so that ``f_beta <= max_f_beta`` at ``threshold = 0.5``);
-        max_f_beta and max_f_beta_threshold (one threshold for the dataset); max_f_beta_per_image
-        (mean of each image's best); corloc (fraction of hits) if enabled."""
+        """Dataset figures: n; iou, accuracy, precision, recall, f_beta, mae (means over images, at
+        ``threshold``); max_f_beta and max_f_beta_threshold (the best level's mean F_beta: one
+        threshold for the dataset); max_f_beta_per_image (mean of each image's best); corloc
+        (fraction of hits) if enabled."""
         if self._n == 0:
             raise ValueError("SegmentationMeter.compute(): no images were added")
         table = self.per_image()
         curve = self.curve()
         best = int(curve["f_beta"].to_numpy().argmax())
         out: dict[str, float] = {"n": self._n}
-        for c in ["iou", "accuracy", "precision", "recall", "mae"]:
+        for c in ["iou", "accuracy", "precision", "recall", "f_beta", "mae"]:
             out[c] = float(table[c].mean())
-        out["f_beta"] = float(f_beta_from(out["precision"], out["recall"], beta2=self.beta2))
         out["max_f_beta"] = float(curve["f_beta"][best])
         out["max_f_beta_threshold"] = float(curve["threshold"][best])
         out["max_f_beta_per_image"] = float(table["max_f_beta"].mean())

@@ -63,6 +63,7 @@ class WGANGP:
         return (squared_norm(grad).sqrt() - 1).square().mean()
 
     def discriminator(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor):
+        """L_D of eq. (3.6) and its parts (real, fake, drift, gp) for the logs."""
         real_logits, fake_logits = D(real), D(fake.detach())
         wasserstein = fake_logits.mean() - real_logits.mean()
         drift = real_logits.square().mean()
@@ -75,6 +76,7 @@ class WGANGP:
         return loss, {"loss": loss.detach(), **{k: v.detach() for k, v in stats.items()}}
 
     def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The adversarial term of eq. (3.5): -E[D(fake)]."""
         return -fake_logits.mean()
 
 
@@ -86,6 +88,8 @@ class NonSaturatingR1:
     softplus form L_D = E[softplus(l(fake))] + E[softplus(-l(real))] + λ E[‖∇ₓ l(real)‖²]. For the
     generator, (4.5)'s E[log(1 - σ(l(fake)))] = -E[softplus(l(fake))] saturates; like StyleGAN2 we
     minimise its non-saturating counterpart L_G = E[softplus(-l(fake))] = -E[log σ(l(fake))].
+    λ multiplies E[‖∇ₓ l(real)‖²] as in eq. (4.6); StyleGAN2's code writes the same penalty as
+    (γ/2)·E[‖∇ₓ l(real)‖²], so its γ is 2λ.
     """
 
     r1_weight: float = 0.1  # λ: weight of the R1 penalty E[‖∇ₓD(x)‖²] on real images (thesis ch. 4: 0.1)
@@ -100,6 +104,7 @@ class NonSaturatingR1:
         return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
 
     def discriminator(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor):
+        """L_D of eq. (4.6) in softplus form, with R1 on the real batch; stats real, fake, r1."""
         if self.r1_weight > 0:
             real_logits, penalty = self.r1(D, real)
         else:
@@ -113,6 +118,7 @@ class NonSaturatingR1:
         return loss, {"loss": loss.detach(), **stats}
 
     def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The non-saturating adversarial term for eq. (4.5): E[softplus(-D(fake))]."""
         return F.softplus(-fake_logits).mean()
 
 
@@ -127,12 +133,15 @@ class Hinge:
     margin: float = 1.0  # the hinge: D is pushed to >= margin on real and <= -margin on fake (thesis: 1)
 
     def from_logits(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """L_D of eq. (5.5) from logits computed elsewhere (MOVE's real and fake sets)."""
         return F.relu(self.margin - real_logits).mean() + F.relu(self.margin + fake_logits).mean()
 
     def discriminator(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor):
+        """L_D of eq. (5.5); stats real, fake."""
         real_logits, fake_logits = D(real), D(fake.detach())
         loss = self.from_logits(real_logits, fake_logits)
         return loss, {"loss": loss.detach(), "real": real_logits.detach().mean(), "fake": fake_logits.detach().mean()}
 
     def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """L_S of eq. (5.6) (and the generator loss of eq. (6.3)): -E[D(fake)]."""
         return -fake_logits.mean()

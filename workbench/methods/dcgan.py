@@ -93,20 +93,24 @@ class DCGAN(Method):
         self.ema_betas = {"generator": c.ema_beta}
 
     def build_dataset(self):
+        """The training split of the config's dataset at the model's resolution."""
         from workbench.data import build_dataset
 
         return build_dataset(self.config.dataset, size=self.config.resolution, split="train")
 
     def phases(self) -> list[Phase]:
+        """``d_steps`` discriminator steps on real batches, then one generator step (no real data)."""
         return [Phase("discriminator", self.discriminator_step, repeat=self.config.d_steps),
                 Phase("generator", self.generator_step, real_data=False)]
 
     # phases
 
     def noise(self, n: int) -> torch.Tensor:
+        """Latent codes z ~ N(0, I) from the global generator (restored on resume)."""
         return torch.randn(n, self.config.z_dim, device=self.device)  # (B, z_dim)
 
     def discriminator_step(self, batch: dict) -> dict:
+        """One discriminator update on a real batch against fresh fakes; returns the loss's stats."""
         real = batch["image"] * 2 - 1  # (B, 3, R, R) in [-1, 1]
         with torch.no_grad():
             fake = self.generator(self.noise(real.shape[0]))  # (B, 3, R, R)
@@ -117,6 +121,7 @@ class DCGAN(Method):
         return stats
 
     def generator_step(self, batch: None) -> dict:
+        """One generator update through the discriminator; returns the generator loss."""
         fake = self.generator(self.noise(self.config.batch_size))  # (B, 3, R, R)
         loss = self.loss.generator(self.discriminator(fake))
         self.opt_g.zero_grad(set_to_none=True)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -62,9 +63,20 @@ class Checkpoint:
     state: dict[str, Any]  # state.json
 
     def tensors(self, file: str = MODULES_FILE) -> dict[str, torch.Tensor]:
-        """The tensors of one of the safetensors files ({} when the file is absent)."""
+        """The tensors of one of the safetensors files.
+
+        Only the EMA file may be absent (a method without an EMA), which gives ``{}``; a missing
+        modules or state file, or one that is not valid safetensors, is a :class:`CheckpointError`.
+        """
         path = self.path / file
-        return load_file(str(path)) if path.exists() else {}
+        if not path.is_file():
+            if file == EMA_FILE:
+                return {}
+            raise CheckpointError(f"{self.path} is incomplete: it has no {file}")
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or cut short): {error}") from error
 
     def module_state(self, name: str, *, ema: bool = False) -> dict[str, torch.Tensor]:
         """The state dict of module ``name`` (of its EMA with ``ema=True``)."""
@@ -177,6 +189,16 @@ def _replace_folder(tmp: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+
+
+def _weights_only_failure(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, without torch's advice to retry with
+    ``weights_only=False`` (which would run whatever code the file pickled)."""
+    text = str(error)
+    if "Unsupported global" in text:
+        refused = text[text.index("Unsupported global"):].split(" was not", 1)[0]
+        return f"it holds Python objects besides tensors ({refused}), which weights-only loading refuses"
+    return f"not a PyTorch weights file, or a corrupt or truncated one ({type(error).__name__})"
 
 
 # functions
@@ -317,8 +339,8 @@ def load_pth(path: str | Path, *, key: str | None = None) -> dict[str, torch.Ten
         raise FileNotFoundError(f"weights file {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path} holds more than tensors, and weights-only loading refuses it: {error}") from error
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise CheckpointError(f"{path} cannot be read as plain weights: {_weights_only_failure(error)}") from error
     if key is not None:
         if not isinstance(obj, dict) or key not in obj:
             keys = sorted(obj) if isinstance(obj, dict) else []

@@ -18,6 +18,7 @@ class DeviceError(RuntimeError):
 
 
 def mps_available() -> bool:
+    """Whether this PyTorch build can use Apple's MPS backend here."""
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 

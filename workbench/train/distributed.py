@@ -20,12 +20,15 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistInfo:
+    """Where this process stands in a multi-process run (rank 0 of 1 without one)."""
+
     rank: int = 0  # global process index
     world_size: int = 1  # number of processes
     local_rank: int = 0  # process index on this machine (its GPU)
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that logs, samples and checkpoints."""
         return self.rank == 0
 
 
@@ -33,10 +36,12 @@ class DistInfo:
 
 
 def launched_by_torchrun() -> bool:
+    """Whether ``torchrun`` started this process as one of several (``WORLD_SIZE > 1``)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def local_rank() -> int:
+    """This process's index on its machine under ``torchrun`` (0 otherwise): its GPU."""
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
@@ -60,6 +65,7 @@ def dist_info() -> DistInfo:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group, if this process joined one."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -1,8 +1,9 @@
 """The shared training loop: any method, phase by phase, with logs, samples, EMA and checkpoints.
 
 One iteration draws a fresh batch of real data for every phase call (unless the phase says
-``real_data=False``), runs the method's phases in order (a phase does its own forward, backward and optimizer step and returns float stats),
-checks every stat for NaN/inf, then updates the EMA copies. Around that the trainer
+``real_data=False``), runs the method's phases in order (a phase does its own forward, backward
+and optimizer step and returns float stats), checks every stat for NaN/inf, then updates the EMA
+copies. Around that the trainer
 
 - shows a tqdm bar with a fielded status line, and every ``log_every`` steps appends the mean
   stats to ``stats.jsonl`` and TensorBoard (``tb/``);
@@ -11,10 +12,10 @@ checks every stat for NaN/inf, then updates the EMA copies. Around that the trai
 - calls ``callback(trainer, stats)`` after every step, e.g. to plot live losses in a notebook;
 - under ``torchrun``, wraps the trained modules in DDP and shards the data; rank 0 writes.
 
-Resuming (:meth:`Trainer.load_checkpoint`) restores modules, optimizers, EMA, step, data position
-and every RNG, so that the run goes on exactly as if it had not stopped (bit-exact on CPU with
-items that depend only on their index, or ``num_workers=0``; on GPUs as far as the kernels are
-deterministic).
+Resuming (:meth:`Trainer.load_checkpoint`) restores modules, optimizers, EMA, step, data position,
+every RNG and the stats of the steps not yet logged, so that the run goes on exactly as if it had
+not stopped, logs included (bit-exact on CPU with items that depend only on their index, or
+``num_workers=0``; on GPUs as far as the kernels are deterministic).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from workbench.methods.base import Method
-from workbench.train.checkpoint import (CONFIG_FILE, Checkpoint, CheckpointError, load_method_weights,
+from workbench.train.checkpoint import (CONFIG_FILE, TENSORS_FILE, Checkpoint, CheckpointError, load_method_weights,
                                         load_optimizer_state, method_record, read_checkpoint, rng_state,
                                         set_rng_state, step_of, write_checkpoint)
+from workbench.train.device import seed_everything
 from workbench.train.distributed import broadcast_buffers, dist_info, gather_objects, mean_over_ranks
 from workbench.train.ema import ema_copy, ema_update
 from workbench.train.sampler import InfiniteBatchSampler
@@ -80,6 +82,7 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
+    """Move the tensors of a batch (a tensor, a dict, or a list/tuple of tensors) to ``device``."""
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
@@ -90,6 +93,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 def format_status(stats: dict[str, float]) -> str:
+    """The progress bar's fielded status line, ``name value`` pairs without the timing fields."""
     return "  ".join(f"{k} {v:.4g}" for k, v in stats.items() if not k.startswith("time/"))
 
 
@@ -117,6 +121,7 @@ class Trainer:
         self.step = 0  # finished iterations
         self.samples_drawn = 0  # this process's position in the data stream
         self.history: list[dict[str, float]] = []  # every logged entry of stats.jsonl
+        self.log_window: dict[str, list[float]] = defaultdict(list)  # stats of the steps since the last log entry
         self.last_checkpoint: Path | None = None
         self._wrap_ddp()
         method.ema = {name: ema_copy(method.module(name)) for name in method.ema_betas}
@@ -149,8 +154,11 @@ class Trainer:
                 yield None
         sampler = InfiniteBatchSampler(len(self.dataset), batch_size=self.config.batch_size, seed=self.config.seed,
                                        rank=self.dist.rank, world_size=self.dist.world_size, start=self.samples_drawn)
+        # the seeds of the loader's worker processes: own to each rank and data position, so that
+        # ranks draw different augmentations and a resumed run does not replay those of its start
+        worker_seed = int(np.random.default_rng([self.config.seed, self.dist.rank, self.samples_drawn]).integers(2**62))
         loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.config.num_workers,
-                            pin_memory=self.device.type == "cuda", generator=torch.Generator())
+                            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(worker_seed))
         for batch in loader:
             self.samples_drawn += self.config.batch_size
             yield to_device(batch, self.device)
@@ -190,7 +198,7 @@ class Trainer:
         writer = self._open_logs()
         bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.dist.is_main),
                    desc=self.method.name, dynamic_ncols=True)
-        window: dict[str, list[float]] = defaultdict(list)
+        window = self.log_window
         batches = self.batches()
         start = tick = time.perf_counter()
         ticked = self.step
@@ -279,7 +287,7 @@ class Trainer:
         Under DDP every process must call it (the RNG states are gathered).
         """
         tensors, rng = rng_state(self.device)
-        gathered = gather_objects((tensors, rng))
+        gathered = gather_objects((tensors, rng, dict(self.log_window)))
         if not self.writes:
             return None
         for kind, modules in (("module", self.method.modules()), ("EMA", self.method.ema)):
@@ -288,9 +296,9 @@ class Trainer:
                     if value.is_floating_point() and not torch.isfinite(value).all():
                         raise NonFiniteError(step=self.step, phase="checkpoint", stat=f"{kind} {name}.{key}",
                                              value=float("nan"), checkpoint=self.last_checkpoint)
-        all_tensors = {f"rng.{rank}.{kind}": t for rank, (ts, _) in enumerate(gathered) for kind, t in ts.items()}
+        all_tensors = {f"rng.{rank}.{kind}": t for rank, (ts, _, _) in enumerate(gathered) for kind, t in ts.items()}
         state = {"step": self.step, "samples_drawn": self.samples_drawn, "world_size": self.dist.world_size,
-                 "rng": [r for _, r in gathered]}
+                 "rng": [r for _, r, _ in gathered], "log_window": [w for _, _, w in gathered]}
         path = write_checkpoint(self.out_dir / "checkpoints" / f"step-{self.step:07d}", method=self.method,
                                 state=state, tensors=all_tensors)
         self.last_checkpoint = path
@@ -306,13 +314,18 @@ class Trainer:
     # resume
 
     def load_checkpoint(self, path: str | Path | Checkpoint) -> Checkpoint:
-        """Restore modules, EMA, optimizers, step, data position, RNG and method state from a checkpoint."""
+        """Restore modules, EMA, optimizers, step, data position, RNG, the stats not yet logged and
+        the method's extra state from a checkpoint."""
         checkpoint = path if isinstance(path, Checkpoint) else read_checkpoint(path, method=self.method.name)
         if checkpoint.method != self.method.name:
             raise CheckpointError(f"{checkpoint.path} is a checkpoint of method {checkpoint.method!r}, "
                                   f"not {self.method.name!r}")
+        missing = sorted({"step", "samples_drawn", "rng", "optimizers"} - set(checkpoint.state))
+        if missing:
+            raise CheckpointError(f"{checkpoint.path} cannot resume training: its state lacks {', '.join(missing)} "
+                                  "(it was not written by the trainer; load_method reads its weights)")
         load_method_weights(self.method, checkpoint)
-        tensors = checkpoint.tensors("state.safetensors")
+        tensors = checkpoint.tensors(TENSORS_FILE)
         for name, optimizer in self.method.optimizers().items():
             if name not in checkpoint.state["optimizers"]:
                 raise CheckpointError(f"{checkpoint.path} has no optimizer {name!r}")
@@ -321,14 +334,17 @@ class Trainer:
         self.method.load_extra_state(checkpoint.state.get("method_state", {}))
         self.step = self.method.step = int(checkpoint.state["step"])
         rank = self.dist.rank
+        self.log_window.clear()
         if checkpoint.state.get("world_size", 1) == self.dist.world_size:
             self.samples_drawn = int(checkpoint.state["samples_drawn"])
             rng_tensors = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"rng.{rank}.")}
             set_rng_state(rng_tensors, checkpoint.state["rng"][rank], self.device)
+            windows = checkpoint.state.get("log_window", [])
+            self.log_window.update({k: list(v) for k, v in (windows[rank] if windows else {}).items()})
         else:  # another number of processes: the data order and the noise cannot match the old run
             self.samples_drawn = int(checkpoint.state["samples_drawn"]) * checkpoint.state.get("world_size", 1) \
                 // self.dist.world_size
-            torch.manual_seed(self.config.seed + 1000 * self.step + rank)
+            seed_everything(self.config.seed + 1000 * self.step + rank)
         if self.writes and checkpoint.path.parent.parent.resolve() == self.out_dir.resolve():
             self.last_checkpoint = checkpoint.path
         return checkpoint
