@@ -76,3 +76,5 @@ def test_corloc_from_masks_and_meter():
     meter = SegmentationMeter(corloc=True)
     meter.update(pred_wrong.astype(np.float32), gt, gt_boxes=[np.array([[0, 40, 60, 100]])])
     assert meter.compute()["corloc"] == 1.0
+    with pytest.raises(ValueError, match="corloc=True"):
+        SegmentationMeter().update(pred_wrong.astype(np.float32), gt, gt_boxes=[np.array([[0, 40, 60, 100]])])
