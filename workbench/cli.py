@@ -1,4 +1,4 @@
-"""`python -m workbench <command>`: train, eval, baselines, bench, app.
+"""`python -m workbench <command>`: train, predict, eval, baselines, bench, app.
 
 Every command has ``--help``. Heavy imports (gradio, the models) happen inside the command
 that needs them, so that ``--help`` answers quickly.
@@ -77,6 +77,21 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from workbench.eval.predict import predict_folder
+    from workbench.train.checkpoint import CheckpointError, load_method
+    from workbench.train.device import DeviceError
+
+    try:
+        method = load_method(args.checkpoint, device=args.device, method=args.method)
+        paths = predict_folder(method, args.images, args.out, threshold=args.threshold, recursive=args.recursive)
+    except (CheckpointError, DeviceError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(paths)} soft masks to {args.out / 'soft'} and binary masks to {args.out / 'binary'}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from workbench.bench import BENCHMARKS, report
 
@@ -125,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", nargs="+", default=None, help="only these baselines")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the JSON result goes")
     p.set_defaults(func=cmd_baselines)
+
+    p = sub.add_parser("predict", help="write the masks a trained method predicts for a folder of images")
+    p.add_argument("method", help="the method that wrote the checkpoint (e.g. move)")
+    p.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint folder, or a run folder (its newest)")
+    p.add_argument("--images", required=True, type=Path, help="folder of images, any size")
+    p.add_argument("--out", required=True, type=Path, help="writes OUT/soft/*.png and OUT/binary/*.png")
+    p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks")
+    p.add_argument("--recursive", action="store_true", help="also read images in sub-folders")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench", help="run a benchmark; prints a table and a RESULT line")
     bench_sub = p.add_subparsers(dest="bench_name", metavar="NAME", required=True)

@@ -6,7 +6,9 @@ checkpoint) to the method classes.
 
 from workbench.methods.base import Method, Phase, TrainConfig
 from workbench.methods.dcgan import DCGAN, DCGANConfig
+from workbench.methods.mae import MAEPretraining
+from workbench.methods.move import MOVE, MOVEConfig
 
-METHODS: dict[str, type[Method]] = {DCGAN.name: DCGAN}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DCGAN, MAEPretraining, MOVE)}
 
-__all__ = ["METHODS", "DCGAN", "DCGANConfig", "Method", "Phase", "TrainConfig"]
+__all__ = ["METHODS", "DCGAN", "DCGANConfig", "MAEPretraining", "MOVE", "MOVEConfig", "Method", "Phase", "TrainConfig"]

@@ -1,0 +1,97 @@
+"""`python -m workbench bench move-speed`: one MOVE training step, faithful vs. the workbench's path.
+
+The official implementation runs the MAE encoder three times per composite (inpaint x,
+autoencode x, autoencode the shifted x). The workbench shares the first two (exact), and can
+approximate the third (``shift_autoencoding="approx"``). This benchmark times one full training
+iteration (a discriminator step plus a segmenter step) of each path at the same configuration,
+random weights, in one run, and reports images/s and the ratios. The ``paper`` preset uses the
+thesis' model sizes (MAE ViT-L/16, DINO ViT-S/8 features, 224 px) at batch 2 so that it runs on a
+CPU; on a GPU pass ``--batch-size 32``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import pandas as pd
+import torch
+
+from workbench.bench import BenchResult, register
+from workbench.train.device import pick_device, seed_everything
+
+# helpers
+
+PATHS = {  # name: config overrides
+    "faithful (3 encoder passes)": dict(share_encoder=False, shift_autoencoding="exact"),
+    "shared encoder (2 passes, exact)": dict(share_encoder=True, shift_autoencoding="exact"),
+    "shared + approx shift (1 pass)": dict(share_encoder=True, shift_autoencoding="approx"),
+}
+
+
+def speed_config(preset: str, batch_size: int):
+    """A MOVE config of the preset's model sizes with random weights (nothing to download)."""
+    from workbench.methods.move import PRESETS
+
+    if preset == "paper":
+        base = replace(PRESETS["paper"], features_weights="random", disc_features="extractor", disc_weights=None)
+    else:
+        base = PRESETS[preset]
+    return replace(base, mae_weights=None, mae_run=None, batch_size=batch_size, dataset="synthetic:benchmark")
+
+
+def time_steps(method, batch: dict, *, warmup: int, repeats: int) -> float:
+    """Seconds per training iteration (D step + segmenter step), after ``warmup`` iterations."""
+    for _ in range(warmup):
+        method.discriminator_step(batch)
+        method.segmenter_step(batch)
+    if method.device.type == "cuda":
+        torch.cuda.synchronize(method.device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        method.discriminator_step(batch)
+        method.segmenter_step(batch)
+    if method.device.type == "cuda":
+        torch.cuda.synchronize(method.device)
+    return (time.perf_counter() - start) / repeats
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(preset="paper")
+    parser.add_argument("--batch-size", type=int, default=2, help="images per step (default 2, for a CPU)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed iterations per path")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per path")
+
+
+# benchmark
+
+
+@register("move-speed", help="time one MOVE training step: faithful 3-pass vs shared-encoder path",
+          add_arguments=add_arguments)
+def move_speed(args: argparse.Namespace) -> BenchResult:
+    from workbench.methods.move import MOVE
+
+    device = pick_device(args.device)
+    base = speed_config(args.preset, args.batch_size)
+    rows, seconds = [], {}
+    for name, overrides in PATHS.items():
+        seed_everything(args.seed)
+        method = MOVE(replace(base, **overrides), device=device)
+        x = torch.rand(args.batch_size, 3, base.size, base.size, generator=torch.Generator().manual_seed(args.seed))
+        batch = {"image": x.to(device)}
+        seconds[name] = time_steps(method, batch, warmup=args.warmup, repeats=args.repeats)
+        rows.append({"path": name, "seconds_per_step": seconds[name],
+                     "images_per_s": args.batch_size / seconds[name]})
+        del method
+    faithful, shared, approx = (seconds[n] for n in PATHS)
+    table = pd.DataFrame(rows)
+    table["speedup"] = faithful / table["seconds_per_step"]
+    metrics = {"preset": args.preset, "device": device.type, "batch": args.batch_size, "size": base.size,
+               "faithful_img_s": args.batch_size / faithful, "shared_img_s": args.batch_size / shared,
+               "approx_img_s": args.batch_size / approx, "shared_speedup": faithful / shared,
+               "approx_speedup": faithful / approx}
+    notes = [f"MAE {base.mae_arch}, features {base.features}, {base.size} px, random weights; "
+             "one step = a discriminator step + a segmenter step",
+             "shared encoder is exact (tests/test_methods_move.py checks equal images); approx shift is not"]
+    return BenchResult(name="move-speed", table=table, metrics=metrics, notes=notes)

@@ -1,0 +1,540 @@
+"""MOVE (thesis chapter 5): a segmenter that learns what can be moved, through a frozen MAE inpainter.
+
+A small head on frozen self-supervised ViT features predicts a soft mask m of a real image x. A
+frozen MAE removes the object (the union of m and its shifted copy m_δ, max-pooled to the MAE's
+patch grid, eq. 5.4) and inpaints the background b̂ *differentiably*: every patch token is
+blended with the mask token by m̂ before the decoder (section 5.2.2). The object, cut out of the
+MAE autoencoding of the shifted image, is pasted on b̂ at a random shift δ (eq. 5.3). A
+discriminator learns (hinge loss, eq. 5.5) to tell
+
+- real: the autoencoded image x̃ and the unshifted composite x̂₀ = m ⊙ x̃ + (1 − m) ⊙ b̂,
+- fake: the shifted composite x̂_δ = m_δ ⊙ x̃_δ + (1 − m_δ) ⊙ b̂ and the copy-paste
+  m_δ ⊙ x̃_δ + (1 − m_δ) ⊙ x̃ (the shifted object over the original one),
+
+and the head learns to make x̂_δ look real (eq. 5.6), with the minimum-area and binarisation
+losses (eq. 5.1, 5.2) on the mask and on its max- and average-pooled versions (eq. 5.7). The
+head gets gradients only through x̂_δ and the mask losses.
+
+Everything that makes those images is one function, :meth:`MOVE.compose`, used by both phases,
+the benchmarks and the app. Speed switches (issue 3, section 3), each exact unless stated:
+
+- ``share_encoder`` (default): encode x once and decode it twice (inpainting and autoencoding),
+  instead of the official three encoder passes per composite (inpaint x, autoencode x,
+  autoencode the shifted x); with MAE features the head's tokens come from that same pass.
+- ``shift_autoencoding="approx"``: the shifted autoencoding is the autoencoding shifted
+  (translate(x̃, δ)), saving the third pass; *not* exact (border patches differ).
+- ``autocast_bf16`` (CUDA only), ``compile`` (torch.compile of head and MAE decoder),
+  ``channels_last`` (head).
+
+Every row of the ablation table 5.6 is a config switch; see the README's MOVE section.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.losses import Hinge
+from workbench.methods.base import Method, Phase, TrainConfig
+from workbench.nets.discriminators import ConvDiscriminator, EfficientNetPyramid, ProjectedDiscriminator, ViTPyramid
+from workbench.nets.segmenter import SegmenterHead
+from workbench.ops import DiffAugment, binarization_loss, inpainting_mask, layered_composite, pool_mask, \
+    random_offsets, size_loss, translate
+
+# config
+
+DUTS_TR_IMAGES = 10_553  # images of DUTS-TR, the thesis' training set
+
+
+@dataclass
+class MOVEConfig(TrainConfig):
+    """MOVE options; the defaults are the ``paper`` preset (section 5.3)."""
+
+    dataset: str = "duts-tr:data/DUTS"  # dataset spec for workbench.data.build_dataset (only images are used)
+    size: int = 224  # side of the training crops in pixels (a multiple of both patch sizes)
+    crop_scale: tuple[float, float] = (0.9, 1.0)  # random resized crop: range of the crop's share of the area
+    crop_ratio: tuple[float, float] = (0.75, 4 / 3)  # random resized crop: range of the crop's aspect ratio
+    # frozen backbones
+    features: Literal["dino_vits8", "dino_vits16", "mae"] = "dino_vits8"  # frozen SSL features of the segmenter
+    features_weights: str | None = None  # DINO weights file; None: the weights folder, then the HF cache; "random"
+    mae_weights: str | None = "mae_visualize_vit_large_ganloss.pth"  # official MAE .pth (path or name in the weights folder)
+    mae_run: str | None = None  # a `python -m workbench train mae` run folder, used instead of mae_weights
+    # (neither mae_weights nor mae_run: random MAE weights drawn from `seed`, for smoke tests and speed benchmarks)
+    mae_arch: Literal["mae_vit_large_patch16", "mae_vit_base_patch16", "mae_tiny"] = "mae_vit_large_patch16"  # architecture of mae_weights (or of random weights)
+    inpainter: Literal["gan", "mse", "nondiff"] = "gan"  # gan: AE-matched composites; mse: MSE-MAE variant; nondiff: hard m̂
+    # segmenter head
+    head_width: int = 128  # channels of the head's first upsampling block (halved at each further one)
+    head_convs: int = 1  # 3x3 conv layers per head block (2: the deeper head of the ImageNet100 row)
+    # discriminator
+    discriminator: Literal["projected", "conv"] = "projected"  # projected (Sauer et al.) or a plain SN conv net
+    disc_features: Literal["efficientnet", "extractor", "mae"] = "efficientnet"  # frozen network of the projected D
+    disc_weights: str | None = "tf_efficientnet_lite0-0aa007d2.pth"  # timm weights file for disc_features=efficientnet
+    disc_width: int = 64  # channels of the first conv of each (mini) discriminator
+    # losses and ablations (table 5.6)
+    max_shift: float = 0.125  # Δ: shifts up to Δ·size pixels per axis (0: no shift)
+    min_area: float = 0.05  # θ_min of eq. (5.1)
+    min_weight: float = 100.0  # λ_min of eq. (5.7)
+    bin_weight: float = 12.5  # final λ_bin of eq. (5.7)
+    bin_ramp_steps: int = 2500  # λ_bin grows linearly from 0 over this many segmenter steps
+    min_mask_loss: bool = True  # use L_min (eq. 5.1)
+    binarization_loss: bool = True  # use L_bin (eq. 5.2)
+    pooled_losses: bool = True  # also apply L_min and L_bin to the max- and average-pooled masks
+    disc_real: Literal["both", "x+composed", "composed", "ae"] = "both"  # real set: x̃ and x̂₀ / x and x̂₀ / x̂₀ / x̃
+    disc_fake: Literal["both", "composed"] = "both"  # fake set: x̂_δ and copy-paste / x̂_δ only
+    # optimisation
+    lr_s: float = 2e-4  # segmenter head Adam learning rate
+    lr_d: float = 2e-4  # discriminator Adam learning rate
+    betas_s: tuple[float, float] = (0.9, 0.95)  # segmenter head Adam (β₁, β₂)
+    betas_d: tuple[float, float] = (0.0, 0.99)  # discriminator Adam (β₁, β₂)
+    ema_beta: float = 0.0  # decay of an EMA of the head used by predict/sample (0: no EMA)
+    # speed (issue 3, section 3)
+    share_encoder: bool = True  # one MAE encoder pass for inpainting and autoencoding x (exact)
+    shift_autoencoding: Literal["exact", "approx"] = "exact"  # approx: shift x̃ instead of encoding the shifted x
+    autocast_bf16: bool = False  # bf16 autocast of the networks (CUDA only)
+    compile: bool = False  # torch.compile the head and the MAE decoder
+    channels_last: bool = False  # channels-last memory format for the head
+    samples: int = 8  # images (columns) in the sample grid
+    steps: int = 80 * DUTS_TR_IMAGES // 32  # 80 epochs of DUTS-TR at batch 32 (26,382 iterations)
+    batch_size: int = 32
+    sample_every: int = 1000
+    checkpoint_every: int = 2000
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.max_shift < 0.5:
+            raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
+        if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+        if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
+            raise ValueError(f"crop_ratio must satisfy 0 < low <= high, got {self.crop_ratio}")
+        if self.samples < 1 or self.head_width < 1 or self.disc_width < 1 or self.bin_ramp_steps < 0:
+            raise ValueError("samples, head_width and disc_width must be >= 1, bin_ramp_steps >= 0")
+        if not 0 <= self.ema_beta < 1:
+            raise ValueError(f"ema_beta must be in [0, 1), got {self.ema_beta}")
+
+
+SMALL_MAE_RUN = "runs/mae-small"  # where the small preset expects `train mae --preset small --out runs/mae-small`
+
+PRESETS: dict[str, MOVEConfig] = {
+    "paper": MOVEConfig(),
+    "small": MOVEConfig(dataset="synthetic:benchmark", size=64, features="mae", mae_weights=None, mae_run=SMALL_MAE_RUN,
+                        mae_arch="mae_tiny", inpainter="gan", head_width=64, disc_features="mae", disc_weights=None,
+                        disc_width=32, bin_ramp_steps=300, steps=1500, batch_size=16, log_every=10,
+                        sample_every=250, checkpoint_every=500, ema_beta=0.99),
+    "smoke": MOVEConfig(dataset="synthetic:easy", size=32, features="mae", mae_weights=None, mae_run=None,
+                        mae_arch="mae_tiny", head_width=16, disc_features="mae", disc_weights=None, disc_width=8,
+                        bin_ramp_steps=4, steps=6, batch_size=4, log_every=2, sample_every=3, checkpoint_every=3,
+                        samples=3),
+}
+
+
+# helpers
+
+
+def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float] = (0.9, 1.0),
+                        ratio: tuple[float, float] = (0.75, 4 / 3), tries: int = 10,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random crop of each image, of area share in ``scale`` and aspect ratio in ``ratio``, resized to ``size``.
+
+    Vectorised version of torchvision's RandomResizedCrop (section 5.3): ``tries`` candidate boxes
+    per image, the first that fits is used, else the whole image; bilinear resampling through one
+    ``grid_sample`` for the batch. (B, 3, H, W) -> (B, 3, size, size).
+    """
+    b, _, h, w = x.shape
+    area = scale[0] + (scale[1] - scale[0]) * torch.rand(b, tries, generator=generator)  # (B, T) share of the area
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(b, tries, generator=generator)
+    r = log_r.exp()  # (B, T) width / height of the crop in pixels
+    cw, ch = (area * r * h / w).sqrt(), (area / r * w / h).sqrt()  # (B, T) crop size as a share of W and H
+    fits = (cw <= 1) & (ch <= 1)  # (B, T)
+    first = fits.float().argmax(dim=1)  # (B,) first fitting try (0 when none fits)
+    pick = lambda t: t.gather(1, first[:, None]).squeeze(1)  # noqa: E731
+    any_fit = fits.any(dim=1)
+    cw = torch.where(any_fit, pick(cw), torch.ones(b))
+    ch = torch.where(any_fit, pick(ch), torch.ones(b))
+    left = (1 - cw) * torch.rand(b, generator=generator)  # (B,) share of W
+    top = (1 - ch) * torch.rand(b, generator=generator)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = cw, 2 * left + cw - 1  # x_in = cw·x_out + centre, in [-1, 1] coordinates
+    theta[:, 1, 1], theta[:, 1, 2] = ch, 2 * top + ch - 1
+    grid = F.affine_grid(theta.to(x), [b, x.shape[1], size, size], align_corners=False)  # (B, S, S, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def upsample_patches(mask: torch.Tensor, patch: int) -> torch.Tensor:
+    """A patch-grid mask (B, 1, h, w) -> pixels (B, 1, h·P, w·P), each value filling its P×P tile."""
+    return F.interpolate(mask, scale_factor=patch, mode="nearest")
+
+
+def tile_rows(rows: list[torch.Tensor], *, pad: int = 2) -> torch.Tensor:
+    """Rows of (N, 3, H, W) images -> one image (1, 3, H', W') in [0, 1] with white gaps."""
+    n, c, h, w = rows[0].shape
+    grid = torch.ones(c, len(rows) * (h + pad) - pad, n * (w + pad) - pad)
+    for r, row in enumerate(rows):
+        for i, image in enumerate(row.detach().float().cpu().clamp(0, 1)):
+            grid[:, r * (h + pad): r * (h + pad) + h, i * (w + pad): i * (w + pad) + w] = image
+    return grid[None]
+
+
+# method
+
+
+class MOVE(Method):
+    """MOVE: a segmenter head on frozen ViT features, trained so that shifted objects look real (chapter 5)."""
+
+    name = "move"
+    Config = MOVEConfig
+    presets = PRESETS
+    frozen = ("mae", "extractor", "disc_features")
+
+    def __init__(self, config: MOVEConfig, *, device: str | torch.device = "cpu"):
+        super().__init__(config, device=device)
+        c = config
+        self.mae = self.build_mae().to(self.device).eval().requires_grad_(False)
+        self.extractor = self.build_extractor().to(self.device)
+        for name, patch in (("feature extractor", self.extractor.patch_size), ("MAE", self.mae.patch_size)):
+            if c.size % patch:
+                raise ValueError(f"size {c.size} is not a multiple of the {name}'s patch size {patch}")
+        self.head = SegmenterHead(in_dim=self.extractor.embed_dim, patch_size=self.extractor.patch_size,
+                                  width=c.head_width, conv_per_block=c.head_convs).to(self.device)
+        self.disc_features = self.build_disc_features()
+        if self.disc_features is None:
+            self.discriminator = ConvDiscriminator(resolution=c.size, width=c.disc_width).to(self.device)
+        else:
+            self.disc_features = self.disc_features.to(self.device)
+            self.discriminator = ProjectedDiscriminator(
+                channels=self.disc_features.channels, sizes=self.disc_features.sizes(c.size),
+                width=c.disc_width, max_width=max(4 * c.disc_width, 64), seed=c.seed).to(self.device)
+        self.opt_s = torch.optim.Adam(self.head.parameters(), lr=c.lr_s, betas=c.betas_s)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas_d)
+        self.hinge = Hinge()
+        self.augment = DiffAugment(policy=("color",))
+        self.ema_betas = {"head": c.ema_beta} if c.ema_beta > 0 else {}
+        self._sample_batch: torch.Tensor | None = None
+        self._bf16 = c.autocast_bf16 and self.device.type == "cuda"
+        if c.autocast_bf16 and not self._bf16:
+            warnings.warn(f"autocast_bf16 needs a CUDA device; ignored on {self.device.type}", stacklevel=2)
+        if c.channels_last:
+            self.head.to(memory_format=torch.channels_last)
+        self._decode = self.mae.decode
+        if c.compile:
+            self.head.compile()
+            self._decode = torch.compile(self.mae.decode)
+
+    # building the frozen parts
+
+    def build_mae(self):
+        """The frozen inpainter: a ``train mae`` run, an official checkpoint, or random weights (neither given)."""
+        from workbench.nets.mae import build_mae, load_mae
+
+        c = self.config
+        if c.mae_run is not None:
+            path = Path(c.mae_run).expanduser()
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"MAE run {path} not found: MOVE's inpainter and features come from an MAE pre-trained by the "
+                    f"workbench. Make it with `python -m workbench train mae --preset small --out {path}` "
+                    "(minutes on a CPU), or pass --mae-run PATH to another run folder.")
+            from workbench.methods.mae import load_mae_from_run
+
+            return load_mae_from_run(path)
+        if c.mae_weights is not None:
+            return load_mae(c.mae_weights, arch=c.mae_arch)
+        with torch.random.fork_rng(devices=[]):  # random weights, the same for the same seed (reloads match)
+            torch.manual_seed(c.seed)
+            return build_mae(c.mae_arch, img_size=c.size)  # smoke tests and speed benchmarks
+
+    def build_extractor(self):
+        from workbench.nets.features import DinoFeatures, MAEFeatures, build_feature_extractor
+
+        c = self.config
+        if c.features == "mae":
+            return MAEFeatures(self.mae)
+        if c.features_weights == "random":
+            with torch.random.fork_rng(devices=[]):  # reproducible from the config, like the random MAE
+                torch.manual_seed(c.seed + 1)
+                return DinoFeatures(c.features, pretrained=False)
+        return build_feature_extractor(c.features, weights=c.features_weights)
+
+    def build_disc_features(self):
+        """The frozen multi-scale network of the projected discriminator (``None`` for the conv one)."""
+        c = self.config
+        if c.discriminator == "conv":
+            return None
+        if c.disc_features == "efficientnet":
+            from workbench.nets.mae import find_weights
+
+            if c.disc_weights is None:
+                raise ValueError("disc_features=efficientnet needs --disc-weights (a local timm weights file)")
+            found = find_weights(c.disc_weights)
+            return EfficientNetPyramid(found if found is not None else c.disc_weights)
+        if c.disc_features == "mae" or (c.disc_features == "extractor" and c.features == "mae"):
+            mae = self.mae
+            taps = ViTPyramid.even_taps(len(mae.blocks) - 1)
+            return ViTPyramid(blocks=mae.blocks, run=lambda x: mae.encode_until(mae.normalize(x), taps[-1]),
+                              patch_size=mae.patch_size, embed_dim=mae.embed_dim, taps=taps)
+        extractor = self.extractor  # DINO: its blocks up to the penultimate one
+        taps = ViTPyramid.even_taps(extractor.block)
+        return ViTPyramid(blocks=extractor.vit.blocks, run=lambda x: extractor(x, grad=True),
+                          patch_size=extractor.patch_size, embed_dim=extractor.embed_dim, taps=taps)
+
+    # data
+
+    def build_dataset(self):
+        from workbench.data import build_dataset
+
+        return build_dataset(self.config.dataset, size=self.config.size, split="train", seed=self.config.seed)
+
+    def prepare(self, batch: dict) -> torch.Tensor:
+        """Real images of a batch, random-resized-cropped to ``size`` (section 5.3): (B, 3, S, S)."""
+        c = self.config
+        return random_resized_crop(batch["image"], size=c.size, scale=c.crop_scale, ratio=c.crop_ratio)
+
+    def draw_offsets(self, batch: int) -> torch.Tensor:
+        """δ ~ U([−ΔH, ΔH] × [−ΔW, ΔW]), integer pixels, (B, 2); zeros when max_shift = 0."""
+        return random_offsets(batch, max_shift=self.config.max_shift, size=self.config.size, device=self.device)
+
+    # networks
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self._bf16 else contextlib.nullcontext()
+
+    def encode_mae(self, x: torch.Tensor, *, with_features: bool = False):
+        """MAE latent (B, 1+N, D) of images in [0, 1], no grad; with ``with_features`` also the head's features.
+
+        The features are the tokens of the MAE-features block, from the same pass (MAE features only).
+        """
+        with torch.no_grad(), self.autocast():
+            if not with_features:
+                return self.mae.encode(self.mae.normalize(x))
+            latent, tokens = self.mae.encode(self.mae.normalize(x), return_block=self.extractor.block)
+            gh, gw = x.shape[-2] // self.mae.patch_size, x.shape[-1] // self.mae.patch_size
+            grid = tokens[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, gh, gw)  # (B, D, h, w)
+            return latent, grid.float()
+
+    def decode_mae(self, latent: torch.Tensor, patch_mask: torch.Tensor | None, grid: tuple[int, int]) -> torch.Tensor:
+        """MAE decoding to an image in [0, 1] space (not clamped): (B, 3, H, W); differentiable in ``patch_mask``."""
+        with self.autocast():
+            patches = self._decode(latent, patch_mask=patch_mask, grid=grid)  # (B, N, P·P·3)
+        return self.mae.denormalize(self.mae.unpatchify(patches.float(), grid=grid))
+
+    def autoencode(self, x: torch.Tensor, *, latent: torch.Tensor | None = None) -> torch.Tensor:
+        """The MAE autoencoding x̃ of images in [0, 1] (no masking, no grad): (B, 3, H, W)."""
+        grid = (x.shape[-2] // self.mae.patch_size, x.shape[-1] // self.mae.patch_size)
+        with torch.no_grad():
+            return self.decode_mae(self.encode_mae(x) if latent is None else latent, None, grid)
+
+    def features_of(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The head's frozen features of x (B, D, h, w) and, when one pass gives it, the MAE latent of x."""
+        if self.config.share_encoder and self.config.features == "mae" and self.extractor.mae is self.mae:
+            latent, features = self.encode_mae(x, with_features=True)
+            return features, latent
+        with torch.no_grad(), self.autocast():
+            return self.extractor(x).float(), None
+
+    def segment(self, features: torch.Tensor, *, head: nn.Module | None = None) -> torch.Tensor:
+        """The mask (B, 1, H, W) from frozen features, through ``head`` (default: ``self.head``)."""
+        head = self.head if head is None else head
+        if self.config.channels_last:
+            features = features.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            return head(features).float()
+
+    # the composer
+
+    def compose(self, x: torch.Tensor, mask: torch.Tensor, offset: torch.Tensor, *,
+                latent: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every image of figure 5.2 from real images x, masks m and shifts δ (eq. 5.3, 5.4).
+
+        Args:
+            x: (B, 3, H, W) real images in [0, 1].
+            mask: (B, 1, H, W) soft masks; gradients flow back into it.
+            offset: (B, 2) integer shifts (dy, dx), content moves by +δ.
+            latent: the MAE latent of x when the caller already has it (only used with share_encoder).
+        Returns:
+            ``image`` x; ``mask`` m; ``shifted_mask`` m_δ; ``inpaint_mask`` m̂ (B, 1, h, w) (eq. 5.4);
+            ``background`` b̂; ``autoencoded`` x̃; ``shifted_source`` the autoencoding of the shifted x
+            (x̃_δ of eq. 5.3); ``shifted`` x̂_δ (eq. 5.3, fake); ``composed`` x̂₀ (real);
+            ``copy_paste`` m_δ ⊙ x̃_δ + (1 − m_δ) ⊙ x̃ (fake). Images are (B, 3, H, W), not clamped.
+        """
+        c, mae = self.config, self.mae
+        p = mae.patch_size
+        grid = (x.shape[-2] // p, x.shape[-1] // p)
+        m_hat = inpainting_mask(mask, offset, patch=p)  # (B, 1, h, w), eq. (5.4)
+        if c.inpainter == "nondiff":
+            m_hat = (m_hat.detach() > 0.5).to(m_hat.dtype)  # hard, no gradient through the inpainter
+        if c.share_encoder and latent is None:
+            latent = self.encode_mae(x)
+        inpaint_latent = latent if c.share_encoder else self.encode_mae(x)  # encoder pass 1: inpaint x
+        background = self.decode_mae(inpaint_latent, m_hat.flatten(1), grid)  # (B, 3, H, W) b̂
+        if c.inpainter == "mse":  # the MSE-trained MAE: keep the real pixels outside m̂, no autoencoding
+            up = upsample_patches(m_hat, p)  # (B, 1, H, W)
+            background = x * (1 - up) + background * up
+            autoencoded, shifted_source = x, translate(x, offset)
+        else:
+            # encoder pass 2: autoencode x (shared with pass 1 unless share_encoder is off)
+            autoencoded = self.autoencode(x, latent=latent if c.share_encoder else None)
+            if c.shift_autoencoding == "approx":
+                shifted_source = translate(autoencoded, offset)
+            else:  # encoder pass 3: autoencode the shifted x
+                shifted_source = self.autoencode(translate(x, offset))
+        shifted_mask = translate(mask, offset)  # (B, 1, H, W) m_δ
+        return {
+            "image": x,
+            "mask": mask,
+            "shifted_mask": shifted_mask,
+            "inpaint_mask": m_hat,
+            "background": background,
+            "autoencoded": autoencoded,
+            "shifted_source": shifted_source,
+            "shifted": layered_composite(background=background, foreground=shifted_source, mask=shifted_mask),
+            "composed": layered_composite(background=background, foreground=autoencoded, mask=mask),
+            "copy_paste": layered_composite(background=autoencoded, foreground=shifted_source, mask=shifted_mask),
+        }
+
+    def discriminator_set_names(self) -> tuple[list[str], list[str]]:
+        """Names (keys of :meth:`compose`) of the real and fake sets of eq. (5.5), per ``disc_real``/``disc_fake``.
+
+        With no shift (``max_shift=0``) x̂_δ = x̂₀ and the copy-paste = x̃, so the sets would hold the
+        same images on both sides; as in the thesis' no-shift ablation, only "composed images without
+        a shift as fake and autoencoded images as real" remain: x̂₀ leaves the real set and the
+        copy-paste the fake set.
+        """
+        c = self.config
+        real = {"both": ["autoencoded", "composed"], "x+composed": ["image", "composed"], "composed": ["composed"],
+                "ae": ["autoencoded"]}[c.disc_real]
+        fake = {"both": ["shifted", "copy_paste"], "composed": ["shifted"]}[c.disc_fake]
+        if c.max_shift == 0:
+            real, fake = [k for k in real if k != "composed"], [k for k in fake if k != "copy_paste"]
+            if not real:
+                raise ValueError("with max_shift=0 the composite without shift equals the fake one; "
+                                 f"disc_real={c.disc_real!r} leaves no real images")
+        return real, fake
+
+    def discriminator_sets(self, images: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The real and fake image batches of eq. (5.5) (see :meth:`discriminator_set_names`)."""
+        real, fake = self.discriminator_set_names()
+        return [images[k] for k in real], [images[k] for k in fake]
+
+    def critic(self, images: torch.Tensor, *, discriminator: nn.Module | None = None) -> torch.Tensor:
+        """D's logits (B,) for images in [0, 1], after colour DiffAugment (and the frozen pyramid when projected)."""
+        D = self.discriminator if discriminator is None else discriminator
+        with self.autocast():
+            x = self.augment(images)
+            if self.disc_features is not None:
+                x = self.disc_features(x)
+            return D(x).float()
+
+    # phases
+
+    def phases(self) -> list[Phase]:
+        return [Phase("discriminator", self.discriminator_step), Phase("segmenter", self.segmenter_step)]
+
+    def bin_weight(self) -> float:
+        """λ_bin at the current step: linear from 0 to ``bin_weight`` over ``bin_ramp_steps`` segmenter steps."""
+        c = self.config
+        if not c.binarization_loss:
+            return 0.0
+        return c.bin_weight * (min(1.0, self.step / c.bin_ramp_steps) if c.bin_ramp_steps else 1.0)
+
+    def discriminator_step(self, batch: dict) -> dict:
+        x = self.prepare(batch)  # (B, 3, S, S)
+        with torch.no_grad():
+            features, latent = self.features_of(x)
+            mask = self.segment(features, head=self.module("head"))
+            images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent)
+        real, fake = self.discriminator_sets(images)
+        logits = self.critic(torch.cat(real + fake))  # one pass for every set
+        n_real = sum(len(r) for r in real)
+        loss = self.hinge.from_logits(logits[:n_real], logits[n_real:])  # eq. (5.5)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"loss": loss.detach(), "real": logits[:n_real].detach().mean(), "fake": logits[n_real:].detach().mean()}
+
+    def mask_losses(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L_min and L_bin (eq. 5.1, 5.2) on the mask and, with ``pooled_losses``, on its pooled versions."""
+        c = self.config
+        versions = [mask]
+        if c.pooled_losses:
+            p = self.mae.patch_size
+            versions += [pool_mask(mask, patch=p, mode="max"), pool_mask(mask, patch=p, mode="avg")]
+        return {"min": sum(size_loss(v, min_area=c.min_area) for v in versions),
+                "bin": sum(binarization_loss(v) for v in versions)}
+
+    def segmenter_step(self, batch: dict) -> dict:
+        c = self.config
+        x = self.prepare(batch)  # (B, 3, S, S)
+        features, latent = self.features_of(x)
+        mask = self.segment(features)  # (B, 1, S, S), the only trained path
+        images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent)
+        D = self.module("discriminator")
+        D.requires_grad_(False)  # gradients go through D to the image, not into D
+        try:
+            adversarial = -self.critic(images["shifted"], discriminator=D).mean()  # eq. (5.6)
+        finally:
+            D.requires_grad_(True)
+        masks = self.mask_losses(mask)
+        lam_bin = self.bin_weight()
+        loss = adversarial
+        if c.min_mask_loss:
+            loss = loss + c.min_weight * masks["min"]
+        if lam_bin > 0:
+            loss = loss + lam_bin * masks["bin"]
+        self.opt_s.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_s.step()
+        return {"loss": loss.detach(), "adv": adversarial.detach(), "min": masks["min"].detach(),
+                "bin": masks["bin"].detach(), "lambda_bin": lam_bin, "area": mask.detach().mean()}
+
+    # inference
+
+    @torch.no_grad()
+    def predict(self, x01: torch.Tensor, *, head: nn.Module | None = None) -> torch.Tensor:
+        """Soft masks (B, 1, H, W) for images (B, 3, H, W) in [0, 1] of any size.
+
+        The images are padded (edge values) to a multiple of the feature patch size, and the mask
+        is cropped back. Uses the head's EMA when there is one, in evaluation mode.
+        """
+        head = self.averaged("head") if head is None else head
+        h, w = x01.shape[-2:]
+        p = self.extractor.patch_size
+        pad_h, pad_w = -h % p, -w % p
+        x = x01.to(self.device)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        was_training = head.training
+        head.eval()
+        try:
+            with self.autocast():
+                features = self.extractor(x).float()
+            mask = self.segment(features, head=head)
+        finally:
+            head.train(was_training)
+        return mask[..., :h, :w]
+
+    @torch.no_grad()
+    def sample(self) -> torch.Tensor:
+        """One image (1, 3, H', W'): a column per sample image, rows x, mask, b̂, x̂_δ, copy-paste.
+
+        Fixed images (the first ``samples`` of the dataset) and fixed shifts (drawn from ``seed``).
+        """
+        c = self.config
+        if self._sample_batch is None:
+            dataset = self.build_dataset()
+            n = min(c.samples, len(dataset))
+            self._sample_batch = torch.stack([dataset[i]["image"] for i in range(n)])
+        x = self._sample_batch.to(self.device)  # (N, 3, S, S)
+        g = torch.Generator().manual_seed(c.seed)
+        offset = random_offsets(x.shape[0], max_shift=c.max_shift, size=c.size, generator=g, device=self.device)
+        mask = self.predict(x)
+        images = self.compose(x, mask, offset)
+        rows = [x, mask.expand(-1, 3, -1, -1), images["background"], images["shifted"], images["copy_paste"]]
+        return tile_rows(rows)

@@ -1,0 +1,242 @@
+"""Discriminators for MOVE (section 5.2.3, eq. 5.5/5.6): a projected one and a plain conv one.
+
+Both give one logit per image, (B,), from images in [0, 1]; the method applies colour-only
+DiffAugment to every input before them (section 5.3).
+
+**Projected discriminator** (Sauer et al., "Projected GANs converge faster", the thesis' [109],
+which MOVE uses "in its standard setting"). A *frozen* pretrained network looks at the image and
+gives features at four scales; a small trainable discriminator judges each scale. In between,
+fixed random layers mix the features, as Projected GANs do:
+
+- a **feature pyramid** (:class:`EfficientNetPyramid`, :class:`ViTPyramid`): frozen features
+  at four resolutions (B, C_i, r_i, r_i), coarsest last. With a local weight file, the pretrained
+  CNN of Projected GANs (timm's ``tf_efficientnet_lite0``, stages of 24/40/112/320 channels at
+  1/4, 1/8, 1/16, 1/32 of the image). Offline, the workbench's own frozen self-supervised ViT
+  (the MAE encoder or the feature extractor): the tokens of four blocks, each normalised per
+  token (a LayerNorm without parameters: raw ViT tokens have a few huge channels), laid out as
+  grids and resampled to 2x, 1x, 1/2x and 1/4x the token grid (as DPT assembles ViT tokens);
+- **cross-channel mixing** (CCM): a fixed random 1x1 convolution per scale, C_i -> c_i;
+- **cross-scale mixing** (CSM): top-down, each scale adds the next coarser mixed map, projected
+  by a fixed random 1x1 convolution to its channels and bilinearly upsampled to its size;
+- one **mini discriminator** per scale: spectral-normalised convolutions with LeakyReLU, down to
+  at most 8x8, then a 1x1 convolution to a map of patch logits whose mean is the scale's logit.
+
+The logit of the image is the mean of the four scale logits. The random mixing weights are
+buffers (drawn once from ``seed``, saved with the discriminator, never trained); the frozen
+feature network is *not* part of the discriminator: the method owns it (as a frozen module that
+checkpoints leave out) and calls ``discriminator(pyramid(x))``.
+
+**Conv discriminator** (:class:`ConvDiscriminator`): a DCGAN-like stack of spectral-normalised
+stride-2 convolutions for any resolution, ending in patch logits averaged to (B,).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+__all__ = ["ConvDiscriminator", "ProjectedDiscriminator", "EfficientNetPyramid", "ViTPyramid", "sn_conv"]
+
+# helpers
+
+
+def sn_conv(c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int = 0) -> nn.Module:
+    """A spectral-normalised convolution."""
+    return spectral_norm(nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding))
+
+
+def down_stack(c_in: int, resolution: int, *, width: int, max_width: int, stop: int, slope: float = 0.2):
+    """SN conv 3x3, then SN 4x4 stride-2 convs while the map is larger than ``stop``: (layers, channels)."""
+    layers: list[nn.Module] = [sn_conv(c_in, width, 3, padding=1), nn.LeakyReLU(slope)]
+    c = width
+    while resolution > stop:
+        c_next = min(max_width, c * 2)
+        layers += [sn_conv(c, c_next, 4, stride=2, padding=1), nn.LeakyReLU(slope)]
+        c, resolution = c_next, resolution // 2
+    return nn.Sequential(*layers), c
+
+
+def random_projection(c_out: int, c_in: int, generator: torch.Generator) -> torch.Tensor:
+    """A fixed random 1x1 convolution weight (c_out, c_in, 1, 1), N(0, 1/c_in) entries (variance-preserving)."""
+    return torch.randn(c_out, c_in, 1, 1, generator=generator) / c_in**0.5
+
+
+# feature pyramids (frozen; owned by the method, not by the discriminator)
+
+
+class EfficientNetPyramid(nn.Module):
+    """Frozen timm CNN (default ``tf_efficientnet_lite0``) -> four feature maps, from a local weight file only.
+
+    ``weights`` is a ``.pth`` state dict (e.g. timm's ``tf_efficientnet_lite0-0aa007d2.pth``) or a
+    ``.safetensors`` file (``model.safetensors`` of the Hugging Face repository
+    ``timm/tf_efficientnet_lite0.in1k``), loaded strictly. Nothing is downloaded.
+    """
+
+    def __init__(self, weights: str | Path, *, name: str = "tf_efficientnet_lite0", indices: Sequence[int] = (1, 2, 3, 4)):
+        super().__init__()
+        import timm
+
+        from workbench.train.checkpoint import load_pth, load_state_dict_strict
+
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"discriminator feature network weights {path} not found. Put timm's {name} weights there "
+                f"(tf_efficientnet_lite0-0aa007d2.pth from the timm releases, or model.safetensors of the Hugging "
+                f"Face repository timm/{name}.in1k), or train offline with --disc-features mae (the frozen MAE "
+                "encoder) or --disc-features extractor.")
+        self.net = timm.create_model(name, pretrained=False)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = load_pth(path)
+        load_state_dict_strict(self.net, state, source=str(path))
+        self.net.requires_grad_(False).eval()
+        self.indices = tuple(indices)
+        info = self.net.feature_info
+        self.channels = [info[i]["num_chs"] for i in self.indices]  # e.g. 24, 40, 112, 320
+        self.reductions = [info[i]["reduction"] for i in self.indices]  # e.g. 4, 8, 16, 32
+        cfg = self.net.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # always frozen BatchNorm statistics
+
+    def sizes(self, image_size: int) -> list[int]:
+        """Side of each feature map for square images of ``image_size`` pixels."""
+        return [max(1, -(-image_size // r)) for r in self.reductions]
+
+    def forward(self, x01: torch.Tensor) -> list[torch.Tensor]:
+        x = (x01 - self.mean) / self.std  # (B, 3, H, W) in the network's input space
+        return list(self.net.forward_intermediates(x, indices=self.indices, intermediates_only=True))
+
+
+class ViTPyramid(nn.Module):
+    """Frozen ViT tokens of four blocks -> four maps at 2x, 1x, 1/2x, 1/4x the token grid.
+
+    Args:
+        blocks: the ViT's transformer blocks (``mae.blocks``); forward hooks collect their outputs.
+        run: ``run(x01)`` runs the ViT on images in [0, 1] at least as far as the deepest tap,
+            e.g. ``lambda x: mae.encode_until(mae.normalize(x), taps[-1])``.
+        patch_size, embed_dim: of the ViT.
+        taps: indices of the tapped blocks (negative counts from the end); default: four evenly
+            spaced blocks ending at the last block that ``run`` reaches.
+        scales: resampling factor of each tap (upsampling bilinear, downsampling by average pooling).
+    """
+
+    def __init__(self, *, blocks: nn.ModuleList, run: Callable[[torch.Tensor], object], patch_size: int,
+                 embed_dim: int, taps: Sequence[int], scales: Sequence[float] = (2, 1, 0.5, 0.25)):
+        super().__init__()
+        if len(taps) != len(scales):
+            raise ValueError(f"need one scale per tap, got {len(taps)} taps and {len(scales)} scales")
+        depth = len(blocks)
+        self.taps = [t % depth for t in taps]
+        self.scales = tuple(scales)
+        self.patch_size, self.embed_dim = patch_size, embed_dim
+        self.channels = [embed_dim] * len(taps)
+        self._blocks = [blocks]  # not registered: the ViT belongs to whoever built it
+        self._run = run
+
+    @staticmethod
+    def even_taps(last: int, n: int = 4) -> list[int]:
+        """``n`` block indices spread evenly over ``0 .. last`` and ending at ``last``."""
+        return [round((last + 1) * (i + 1) / n) - 1 for i in range(n)]
+
+    def sizes(self, image_size: int) -> list[int]:
+        grid = image_size // self.patch_size
+        return [max(1, int(grid * s)) for s in self.scales]
+
+    def forward(self, x01: torch.Tensor) -> list[torch.Tensor]:
+        b, _, h, w = x01.shape
+        gh, gw = h // self.patch_size, w // self.patch_size
+        outputs: dict[int, torch.Tensor] = {}
+        blocks = self._blocks[0]
+        handles = [blocks[t].register_forward_hook(lambda _m, _i, out, t=t: outputs.__setitem__(t, out))
+                   for t in set(self.taps)]
+        try:
+            self._run(x01)
+        finally:
+            for handle in handles:
+                handle.remove()
+        maps = []
+        for t, s in zip(self.taps, self.scales):
+            if t not in outputs:
+                raise RuntimeError(f"the ViT run did not reach block {t}")
+            tokens = F.layer_norm(outputs[t][:, -gh * gw:], (self.embed_dim,))  # (B, N, D), no class token
+            grid = tokens.transpose(1, 2).reshape(b, -1, gh, gw)  # (B, D, gh, gw)
+            if s > 1:
+                grid = F.interpolate(grid, scale_factor=s, mode="bilinear", align_corners=False)
+            elif s < 1:
+                k = round(1 / s)
+                grid = F.avg_pool2d(grid, kernel_size=k, stride=k, ceil_mode=True) if min(gh, gw) >= k else \
+                    grid.mean(dim=(2, 3), keepdim=True)
+            maps.append(grid)
+        return maps  # [(B, D, r_i, r_i)], finest first
+
+
+# discriminators
+
+
+class ProjectedDiscriminator(nn.Module):
+    """Random CCM/CSM mixing of frozen multi-scale features + one SN mini discriminator per scale -> (B,).
+
+    Args:
+        channels: channels C_i of the pyramid's maps, finest first.
+        sizes: their sides r_i at the training resolution (sets the depth of each mini discriminator).
+        mix_channels: channels c_i after cross-channel mixing (Projected GANs: 64, 128, 256, 512).
+        width, max_width: channels of the mini discriminators (doubling at every stride-2 conv).
+        seed: draws the fixed random mixing weights.
+    """
+
+    def __init__(self, *, channels: Sequence[int], sizes: Sequence[int], mix_channels: Sequence[int] = (64, 128, 256, 512),
+                 width: int = 64, max_width: int = 256, seed: int = 0):
+        super().__init__()
+        if not len(channels) == len(sizes) == len(mix_channels):
+            raise ValueError(f"channels, sizes and mix_channels need one entry per scale, got "
+                             f"{len(channels)}, {len(sizes)}, {len(mix_channels)}")
+        g = torch.Generator().manual_seed(seed)
+        self.scales = len(channels)
+        for i, (c_in, c_out) in enumerate(zip(channels, mix_channels)):
+            self.register_buffer(f"ccm{i}", random_projection(c_out, c_in, g))  # fixed cross-channel mixing
+        for i in range(self.scales - 1):
+            self.register_buffer(f"csm{i}", random_projection(mix_channels[i], mix_channels[i + 1], g))  # coarse -> fine
+        self.minis = nn.ModuleList()
+        for c, r in zip(mix_channels, sizes):
+            body, c_last = down_stack(c, r, width=width, max_width=max_width, stop=8)
+            self.minis.append(nn.Sequential(body, sn_conv(c_last, 1, 1)))
+
+    def mix(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """CCM then top-down CSM: the maps each mini discriminator sees."""
+        if len(features) != self.scales:
+            raise ValueError(f"expected {self.scales} feature maps, got {len(features)}")
+        mixed = [F.conv2d(f, getattr(self, f"ccm{i}").to(f.dtype)) for i, f in enumerate(features)]  # (B, c_i, r_i, r_i)
+        out = [mixed[-1]]
+        for i in range(self.scales - 2, -1, -1):
+            coarse = F.conv2d(out[0], getattr(self, f"csm{i}").to(out[0].dtype))  # (B, c_i, r_{i+1}, r_{i+1})
+            coarse = F.interpolate(coarse, size=mixed[i].shape[-2:], mode="bilinear", align_corners=False)
+            out.insert(0, mixed[i] + coarse)
+        return out
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        logits = [mini(m).mean(dim=(1, 2, 3)) for mini, m in zip(self.minis, self.mix(features))]  # [(B,)]
+        return torch.stack(logits, dim=1).mean(dim=1)  # (B,)
+
+
+class ConvDiscriminator(nn.Module):
+    """Images (B, 3, H, W) in [0, 1] -> logits (B,): SN convs down to at most 4x4, patch logits averaged."""
+
+    def __init__(self, *, resolution: int, width: int = 64, max_width: int = 512):
+        super().__init__()
+        self.body, c = down_stack(3, resolution, width=width, max_width=max_width, stop=4)
+        self.out = sn_conv(c, 1, 1)
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x01 * 2 - 1)).mean(dim=(1, 2, 3))  # (B,)
