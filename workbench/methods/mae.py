@@ -50,6 +50,7 @@ class MAEConfig(TrainConfig):
     samples: int = 8  # images in each sample grid (columns of input / masked / reconstruction rows)
     steps: int = 400_000
     batch_size: int = 64
+    num_workers: int = 8
     sample_every: int = 5000
     checkpoint_every: int = 10_000
 
@@ -70,8 +71,8 @@ PRESETS: dict[str, MAEConfig] = {
     "small": MAEConfig(size=64, arch="mae_tiny", lr=1.5e-3, warmup_steps=100, visible_loss_weight=1.0,
                        steps=1200, batch_size=64, num_workers=1, samples=8, log_every=20, sample_every=300,
                        checkpoint_every=300),  # ~6-10 min on 2 CPU cores
-    "smoke": MAEConfig(size=32, arch="mae_tiny", lr=1e-3, warmup_steps=2, steps=6, batch_size=4, samples=2,
-                       log_every=2, sample_every=3, checkpoint_every=3),  # seconds
+    "smoke": MAEConfig(size=32, arch="mae_tiny", lr=1e-3, warmup_steps=2, steps=6, batch_size=4, num_workers=0,
+                       samples=2, log_every=2, sample_every=3, checkpoint_every=3),  # seconds
 }
 
 
@@ -201,7 +202,7 @@ class MAEPretraining(Method):
 
 
 def load_mae_from_run(path: str | Path, *, device: str | torch.device = "cpu") -> MAE:
-    """The MAE of a ``train mae`` checkpoint or run folder (its newest checkpoint), frozen-ready in eval mode."""
+    """The MAE of a ``train mae`` checkpoint or run folder (its newest checkpoint), in eval mode."""
     from workbench.train.checkpoint import CONFIG_FILE, load_state_dict_strict, read_checkpoint
     from workbench.train.config import config_from_dict
 

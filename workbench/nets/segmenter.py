@@ -11,6 +11,11 @@ returns a mask (B, 1, H, W) in [0, 1]:
 3. one more such block without upsampling;
 4. a 1x1 convolution to one channel (the linear projection of section 5.3) and a sigmoid.
 
+Padding: the convolutions pad by repeating the edge ("replicate"; the thesis only says "with
+padding"). Zero padding hands the head a free "image border" feature as wide as a token, and on
+the synthetic scenes MOVE then settles on a thin frame along the border (it meets the minimum
+area, and shifting it leaves few artifacts); ``padding_mode="zeros"`` gives that behaviour back.
+
 Widths: the first block has ``width`` channels and every following upsampling block halves them
 (never below ``min_width``), because the last blocks run at full image resolution; the block
 without upsampling keeps the last width. ``conv_per_block`` > 1 adds 3x3 conv/BN/LeakyReLU layers
@@ -38,12 +43,12 @@ def head_widths(patch_size: int, *, width: int, min_width: int = 16) -> list[int
     return widths + [widths[-1] if widths else width]
 
 
-def conv_block(c_in: int, c_out: int, *, convs: int, slope: float) -> list[nn.Module]:
+def conv_block(c_in: int, c_out: int, *, convs: int, slope: float, padding_mode: str) -> list[nn.Module]:
     """``convs`` times (3x3 conv with padding, BatchNorm, LeakyReLU)."""
     layers: list[nn.Module] = []
     for i in range(convs):
-        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                   nn.LeakyReLU(slope)]
+        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, padding_mode=padding_mode, bias=False),
+                   nn.BatchNorm2d(c_out), nn.LeakyReLU(slope)]
     return layers
 
 
@@ -54,7 +59,7 @@ class SegmenterHead(nn.Module):
     """Features (B, D, H/P, W/P) -> mask (B, 1, H, W) in [0, 1]; see the module docstring."""
 
     def __init__(self, *, in_dim: int, patch_size: int, width: int = 128, min_width: int = 16,
-                 conv_per_block: int = 1, slope: float = 0.2):
+                 conv_per_block: int = 1, slope: float = 0.2, padding_mode: str = "replicate"):
         super().__init__()
         if conv_per_block < 1:
             raise ValueError(f"conv_per_block must be >= 1, got {conv_per_block}")
@@ -66,7 +71,7 @@ class SegmenterHead(nn.Module):
         for i, c_out in enumerate(widths):
             upsample = i < len(widths) - 1
             layers = ([nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []) + \
-                conv_block(c_in, c_out, convs=conv_per_block, slope=slope)
+                conv_block(c_in, c_out, convs=conv_per_block, slope=slope, padding_mode=padding_mode)
             blocks.append(nn.Sequential(*layers))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
