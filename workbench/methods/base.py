@@ -188,3 +188,16 @@ class Method:
 
     def eval(self) -> "Method":
         return self.train(False)
+
+
+def tile_rows(rows: list[torch.Tensor], *, pad: int = 2) -> torch.Tensor:
+    """Rows of (N, 3, H, W) images -> one sample grid (1, 3, H', W') in [0, 1] with white gaps.
+
+    For ``Method.sample``: one row per kind of image, one column per sample.
+    """
+    n, c, h, w = rows[0].shape
+    grid = torch.ones(c, len(rows) * (h + pad) - pad, n * (w + pad) - pad)
+    for r, row in enumerate(rows):
+        for i, image in enumerate(row.detach().float().cpu().clamp(0, 1)):
+            grid[:, r * (h + pad): r * (h + pad) + h, i * (w + pad): i * (w + pad) + w] = image
+    return grid[None]

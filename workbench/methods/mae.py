@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from workbench.methods.base import Method, Phase, TrainConfig
+from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.mae import ARCHS, MAE, build_mae
 
 # config
@@ -95,16 +95,6 @@ def param_groups(model: torch.nn.Module, *, weight_decay: float) -> list[dict]:
         if parameter.requires_grad:
             (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _tile(rows: list[torch.Tensor], *, pad: int = 2) -> torch.Tensor:
-    """Rows of (N, 3, H, W) images -> one image (1, 3, H', W') with white gaps between rows and columns."""
-    n, c, h, w = rows[0].shape
-    grid = torch.ones(c, len(rows) * (h + pad) - pad, n * (w + pad) - pad)
-    for r, row in enumerate(rows):
-        for i, image in enumerate(row.detach().float().cpu().clamp(0, 1)):
-            grid[:, r * (h + pad): r * (h + pad) + h, i * (w + pad): i * (w + pad) + w] = image
-    return grid[None]
 
 
 # method
@@ -195,7 +185,7 @@ class MAEPretraining(Method):
         if not model.norm_pix_loss:  # soft inpainting predicts pixels only when they were the target
             rows.append(model.denormalize(model.inpaint(x, mask)))
         model.train(was_training)
-        return _tile(rows)
+        return tile_rows(rows)
 
 
 # loading
