@@ -1,0 +1,27 @@
+"""The MOVE benchmarks run end to end at smoke size and end with their RESULT lines."""
+
+from workbench.cli import main
+
+
+def result_line(capsys) -> str:
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_move_speed_smoke(tmp_path, capsys):
+    assert main(["bench", "move-speed", "--preset", "smoke", "--repeats", "1", "--warmup", "0",
+                 "--out", str(tmp_path)]) == 0
+    line = result_line(capsys)
+    assert line.startswith("RESULT move-speed ") and "shared_speedup=" in line and "approx_speedup=" in line
+    assert (tmp_path / "move-speed.json").exists()
+
+
+def test_move_bench_smoke(tmp_path, capsys):
+    assert main(["bench", "move", "--preset", "smoke", "--mae-steps", "2", "--move-steps", "2", "--n-test", "8",
+                 "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("RESULT move ")
+    for key in ("iou=", "acc=", "maxfb=", "corloc=", "best_baseline_iou=", "minutes=", "noshift_iou="):
+        assert key in line
+    assert "no shift (ablation)" in out and "baseline: grabcut" in out
+    assert (tmp_path / "runs" / "mae").is_dir() and (tmp_path / "runs" / "move-no-shift").is_dir()
