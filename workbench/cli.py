@@ -97,6 +97,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from workbench.train.device import DeviceError
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         result = BENCHMARKS[args.bench_name].run(args)
     except (DeviceError, FileNotFoundError) as error:
@@ -161,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         bp.add_argument("--seed", type=int, default=0)
         bp.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
         bp.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the JSON result goes")
+        bp.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's; 1 is steadier on a busy machine)")
         if bench.add_arguments is not None:
             bench.add_arguments(bp)
     p.set_defaults(func=cmd_bench)
