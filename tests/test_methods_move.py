@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from workbench.methods.move import MOVE, PRESETS, MOVEConfig, random_resized_crop
+from workbench.methods.move import MOVE, PRESETS, MOVEConfig
+from workbench.ops import random_resized_crop
 from workbench.ops import translate
 
 SMOKE = PRESETS["smoke"]

@@ -169,8 +169,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(img, dtype=np.float32)
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a binary mask as bool (H, W); raises :class:`ImageReadError` (rules: module docstring)."""
+def read_mask_plane(path: str | os.PathLike) -> np.ndarray:
+    """The stored values of a mask file as one (H, W) plane in its native dtype.
+
+    A colour mask gives the maximum over its colour channels; an RGBA (or grey + alpha) mask whose
+    colour is the same everywhere is a cut-out, read from its alpha channel. Shared by
+    :func:`read_mask` and the soft-prediction reader of ``workbench.eval.folders``, which apply
+    their own value rules. Raises :class:`ImageReadError`.
+    """
     path = Path(path)
     raw = _decode(path)
     if raw.ndim == 3:
@@ -181,6 +187,13 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
             raw = colour.max(axis=2)
     if raw.ndim != 2 or raw.size == 0:
         raise ImageReadError(f"{path}: unexpected mask shape {raw.shape}")
+    return raw
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a binary mask as bool (H, W); raises :class:`ImageReadError` (rules: module docstring)."""
+    path = Path(path)
+    raw = read_mask_plane(path)
     if np.issubdtype(raw.dtype, np.integer):
         top = raw.max()
         if top > 0 and not ((raw != 0) & (raw != top)).any():

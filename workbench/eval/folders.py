@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from workbench.data.images import IMAGE_EXTENSIONS, ImageReadError, read_mask
+from workbench.data.images import IMAGE_EXTENSIONS, ImageReadError, read_mask, read_mask_plane
 from workbench.eval.metrics import SegmentationMeter
 
 SUMMARY_COLUMNS = [
@@ -32,32 +32,14 @@ SUMMARY_COLUMNS = [
 def read_soft_mask(path: str | Path) -> np.ndarray:
     """Read a predicted mask as grey levels: (H, W) float32 in [0, 1].
 
-    The rules follow :func:`workbench.data.images.read_mask`, without its final threshold:
-    8-bit values are divided by 255 and 16-bit ones by 65535; a colour mask gives the maximum
-    over its colour channels; an RGBA (or grey + alpha) mask whose colour is the same everywhere
-    is read from its alpha channel; an integer mask holding only 0 and 1 is a label mask (1 =
+    The file is decoded and reduced to one plane by :func:`workbench.data.images.read_mask_plane`
+    (the same channel rules as ``read_mask``), then kept as grey levels: 8-bit values are divided
+    by 255 and 16-bit ones by 65535; an integer mask holding only 0 and 1 is a label mask (1 =
     object); float TIFFs must already lie in [0, 1]. Raises :class:`ImageReadError` (a
     ``ValueError``) naming the file when it cannot be used.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # also works for non-ASCII paths, unlike cv2.imread
-    except OSError as err:
-        raise ImageReadError(f"{path}: cannot be read ({err})") from err
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if raw is None:
-        raise ImageReadError(f"{path}: not a readable image (empty, corrupt, or an unknown format)")
-    if raw.ndim == 3:
-        channels = raw.shape[2]
-        if channels > 4:
-            raise ImageReadError(f"{path}: has {channels} channels; expected grey, RGB or RGBA")
-        colour = raw[..., : 3 if channels >= 3 else 1]
-        if channels in (2, 4) and colour.min() == colour.max():  # a cut-out: the alpha is the mask
-            raw = raw[..., -1]
-        else:
-            raw = colour.max(axis=2)
+    raw = read_mask_plane(path)  # (H, W), native dtype
     if raw.dtype in (np.uint8, np.uint16) and raw.max() == 1:
         return raw.astype(np.float32)  # label mask: 0 background, 1 object
     if raw.dtype == np.uint8:

@@ -32,7 +32,6 @@ Every row of the ablation table 5.6 is a config switch; see the README's MOVE se
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.discriminators import ConvDiscriminator, EfficientNetPyramid, ProjectedDiscriminator, ViTPyramid
 from workbench.nets.segmenter import SegmenterHead
 from workbench.ops import DiffAugment, binarization_loss, inpainting_mask, layered_composite, pool_mask, \
-    random_offsets, size_loss, translate
+    random_offsets, random_resized_crop, size_loss, translate
 
 # config
 
@@ -139,35 +138,6 @@ PRESETS: dict[str, MOVEConfig] = {
 
 
 # helpers
-
-
-def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float] = (0.9, 1.0),
-                        ratio: tuple[float, float] = (0.75, 4 / 3), tries: int = 10,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random crop of each image, of area share in ``scale`` and aspect ratio in ``ratio``, resized to ``size``.
-
-    Vectorised version of torchvision's RandomResizedCrop (section 5.3): ``tries`` candidate boxes
-    per image, the first that fits is used, else the whole image; bilinear resampling through one
-    ``grid_sample`` for the batch. (B, 3, H, W) -> (B, 3, size, size).
-    """
-    b, _, h, w = x.shape
-    area = scale[0] + (scale[1] - scale[0]) * torch.rand(b, tries, generator=generator)  # (B, T) share of the area
-    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(b, tries, generator=generator)
-    r = log_r.exp()  # (B, T) width / height of the crop in pixels
-    cw, ch = (area * r * h / w).sqrt(), (area / r * w / h).sqrt()  # (B, T) crop size as a share of W and H
-    fits = (cw <= 1) & (ch <= 1)  # (B, T)
-    first = fits.float().argmax(dim=1)  # (B,) first fitting try (0 when none fits)
-    pick = lambda t: t.gather(1, first[:, None]).squeeze(1)  # noqa: E731
-    any_fit = fits.any(dim=1)
-    cw = torch.where(any_fit, pick(cw), torch.ones(b))
-    ch = torch.where(any_fit, pick(ch), torch.ones(b))
-    left = (1 - cw) * torch.rand(b, generator=generator)  # (B,) share of W
-    top = (1 - ch) * torch.rand(b, generator=generator)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2] = cw, 2 * left + cw - 1  # x_in = cw·x_out + centre, in [-1, 1] coordinates
-    theta[:, 1, 1], theta[:, 1, 2] = ch, 2 * top + ch - 1
-    grid = F.affine_grid(theta.to(x), [b, x.shape[1], size, size], align_corners=False)  # (B, S, S, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def upsample_patches(mask: torch.Tensor, patch: int) -> torch.Tensor:

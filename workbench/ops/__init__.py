@@ -7,7 +7,7 @@ Classical (numpy/OpenCV) helpers for the apps live in :mod:`workbench.ops.classi
 :mod:`workbench.ops.shift_scene`.
 """
 
-from workbench.ops.augment import DiffAugment, center_crop_square, contrast_jitter, resize_random_crop
+from workbench.ops.augment import DiffAugment, center_crop_square, contrast_jitter, random_resized_crop, resize_random_crop
 from workbench.ops.composite import copy_paste, inpainting_mask, layered_composite, mask_union, move_composite
 from workbench.ops.mask_losses import binarization_loss, size_loss
 from workbench.ops.pooling import pool_mask
@@ -25,6 +25,7 @@ __all__ = [
     "move_composite",
     "pool_mask",
     "random_offsets",
+    "random_resized_crop",
     "resize_random_crop",
     "size_loss",
     "translate",

@@ -5,6 +5,8 @@
 * :func:`resize_random_crop` is how real images are prepared in sections 3.3 and 4.2: resize to
   1.125 × resolution, then crop a random window of the resolution, so that real objects wander by
   about as much as the generated ones are shifted.
+* :func:`random_resized_crop` is MOVE's training crop (section 5.3): area share (0.9, 1), aspect
+  ratio (3/4, 4/3), resized to the training size.
 * :class:`DiffAugment` is differentiable augmentation for discriminators (colour, translation,
   cutout; Zhao et al. 2020), used by MOVE (colour only, section 5.3) and KDD GAN (section 6.2.1).
 
@@ -14,6 +16,7 @@ so results are reproducible across devices.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +25,7 @@ from torch import Tensor
 
 from workbench.ops.shift import random_offsets, translate
 
-__all__ = ["contrast_jitter", "center_crop_square", "resize_random_crop", "DiffAugment"]
+__all__ = ["contrast_jitter", "center_crop_square", "resize_random_crop", "random_resized_crop", "DiffAugment"]
 
 # helpers
 
@@ -85,6 +88,35 @@ def resize_random_crop(
     b = x.shape[0]
     corner = torch.randint(0, big - size + 1, (b, 2), generator=generator).to(x.device)  # (B, 2) top-left
     return translate(x, -corner)[..., :size, :size]  # moving content up-left puts the crop at the origin
+
+
+def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float] = (0.9, 1.0),
+                        ratio: tuple[float, float] = (0.75, 4 / 3), tries: int = 10,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random crop of each image, of area share in ``scale`` and aspect ratio in ``ratio``, resized to ``size``.
+
+    Vectorised version of torchvision's RandomResizedCrop (MOVE, section 5.3): ``tries`` candidate boxes
+    per image, the first that fits is used, else the whole image; bilinear resampling through one
+    ``grid_sample`` for the batch. (B, 3, H, W) -> (B, 3, size, size).
+    """
+    b, _, h, w = x.shape
+    area = scale[0] + (scale[1] - scale[0]) * torch.rand(b, tries, generator=generator)  # (B, T) share of the area
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(b, tries, generator=generator)
+    r = log_r.exp()  # (B, T) width / height of the crop in pixels
+    cw, ch = (area * r * h / w).sqrt(), (area / r * w / h).sqrt()  # (B, T) crop size as a share of W and H
+    fits = (cw <= 1) & (ch <= 1)  # (B, T)
+    first = fits.float().argmax(dim=1)  # (B,) first fitting try (0 when none fits)
+    pick = lambda t: t.gather(1, first[:, None]).squeeze(1)  # noqa: E731
+    any_fit = fits.any(dim=1)
+    cw = torch.where(any_fit, pick(cw), torch.ones(b))
+    ch = torch.where(any_fit, pick(ch), torch.ones(b))
+    left = (1 - cw) * torch.rand(b, generator=generator)  # (B,) share of W
+    top = (1 - ch) * torch.rand(b, generator=generator)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = cw, 2 * left + cw - 1  # x_in = cw·x_out + centre, in [-1, 1] coordinates
+    theta[:, 1, 1], theta[:, 1, 2] = ch, 2 * top + ch - 1
+    grid = F.affine_grid(theta.to(x), [b, x.shape[1], size, size], align_corners=False)  # (B, S, S, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @dataclass
