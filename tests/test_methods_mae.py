@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 
 from workbench.methods import METHODS
 from workbench.methods.mae import PRESETS, MAEConfig, MAEPretraining, load_mae_from_run, lr_at, param_groups
+from workbench.methods.move import MOVE
 from workbench.nets.features import build_feature_extractor
 from workbench.nets.mae import load_mae
 from workbench.train import CheckpointError, Trainer
@@ -42,13 +44,15 @@ def test_smoke_run_end_to_end(smoke_run):
 def test_reload_as_mae_and_as_feature_extractor(smoke_run):
     out, method, _ = smoke_run
     trained = method.module("mae")
-    for loaded in (load_mae_from_run(out), load_mae(out)):
+    for loaded in (load_mae_from_run(out), MOVE(replace(MOVE.presets["smoke"], mae_run=None, mae_weights=str(out))).mae):
         assert not loaded.training and loaded.img_size == 32 and loaded.patch_size == 8
         for key, value in trained.state_dict().items():
             assert torch.equal(loaded.state_dict()[key], value), key
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    features = build_feature_extractor("mae", weights=str(out))
+    features = build_feature_extractor("mae", mae=load_mae_from_run(out))
     assert features(x).shape == (2, 192, 4, 4)
+    with pytest.raises(IsADirectoryError, match="load_mae_from_run"):
+        load_mae(out)
     older = load_mae_from_run(out / "checkpoints" / "step-0000003")
     assert not torch.equal(older.decoder_pred.weight, trained.decoder_pred.weight)
 

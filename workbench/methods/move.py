@@ -194,7 +194,7 @@ class MOVE(Method):
 
     def build_mae(self):
         """The frozen inpainter: a ``train mae`` run, an official checkpoint, or random weights (neither given)."""
-        from workbench.nets.mae import build_mae, load_mae
+        from workbench.nets.mae import build_mae, find_weights, load_mae
 
         c = self.config
         if c.mae_run is not None:
@@ -208,6 +208,11 @@ class MOVE(Method):
 
             return load_mae_from_run(path)
         if c.mae_weights is not None:
+            found = find_weights(c.mae_weights)
+            if found is not None and found.is_dir():  # a `train mae` run folder passed as weights
+                from workbench.methods.mae import load_mae_from_run
+
+                return load_mae_from_run(found)
             return load_mae(c.mae_weights, arch=c.mae_arch)
         with torch.random.fork_rng(devices=[]):  # random weights, the same for the same seed (reloads match)
             torch.manual_seed(c.seed)

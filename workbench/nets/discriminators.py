@@ -81,7 +81,7 @@ class EfficientNetPyramid(nn.Module):
         super().__init__()
         import timm
 
-        from workbench.train.checkpoint import load_pth, load_state_dict_strict
+        from workbench.nets.weights import load_pth, load_state_dict_strict
 
         path = Path(weights).expanduser()
         if not path.is_file():

@@ -78,7 +78,7 @@ def read_vit_state(path: str | Path) -> dict[str, torch.Tensor]:
     training checkpoint, whose ``teacher`` entry holds ``backbone.*`` weights (``module.`` and
     ``backbone.`` prefixes are removed, the DINO projection ``head.*`` is left out).
     """
-    from workbench.train.checkpoint import CheckpointError, load_pth
+    from workbench.nets.weights import CheckpointError, load_pth
 
     path = Path(path)
     if path.suffix == ".safetensors":
@@ -156,7 +156,7 @@ class DinoFeatures(FeatureExtractor):
 
     def load_weights(self, weights: str | Path | None) -> str:
         """Load the pretrained weights from the first place that has them; returns where they came from."""
-        from workbench.train.checkpoint import load_state_dict_strict
+        from workbench.nets.weights import load_state_dict_strict
 
         if weights is not None:
             found = find_weights(weights)
@@ -220,14 +220,14 @@ class MAEFeatures(FeatureExtractor):
 
 def build_feature_extractor(name: str, *, weights: str | Path | None = None, mae: MAE | None = None) -> FeatureExtractor:
     """The frozen extractor ``name``: "dino_vits8", "dino_vits16" (``weights``: a DINO/timm file) or
-    "mae" (``mae``: an MAE module, or ``weights``: an official MAE ``.pth`` or a ``train mae`` run folder)."""
+    "mae" (``mae``: an MAE module, e.g. from ``load_mae_from_run``, or ``weights``: an official MAE ``.pth``)."""
     if name in DINO_MODELS:
         return DinoFeatures(name, weights=weights)
     if name == "mae":
         if mae is None:
             if weights is None:
                 raise ValueError("the 'mae' feature extractor needs an MAE: pass mae= or weights= "
-                                 "(an official .pth or a `train mae` run folder)")
+                                 "(an official MAE .pth; a `train mae` run: mae=workbench.methods.mae.load_mae_from_run(folder))")
             mae = load_mae(weights)
         return MAEFeatures(mae)
     raise ValueError(f"unknown feature extractor {name!r}; choose one of {', '.join([*DINO_MODELS, 'mae'])}")

@@ -22,13 +22,13 @@ The state dict is exactly that of the official ``mae_visualize_vit_large.pth`` /
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from workbench.nets.vit import Block, PatchEmbed, init_vit_weights, resize_pos_embed, sincos_2d
+from workbench.nets.weights import StateDictMismatchError, find_weights, load_pth, load_state_dict_strict, weights_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -37,21 +37,6 @@ MAE_URL = "https://dl.fbaipublicfiles.com/mae/visualize/"  # + mae_visualize_vit
 MAE_FILES = ("mae_visualize_vit_large_ganloss.pth", "mae_visualize_vit_large.pth")  # GAN-loss (MOVE's), MSE
 
 # helpers
-
-
-def weights_dir() -> Path:
-    """Where the workbench looks for pretrained weights by file name: $WORKBENCH_WEIGHTS or ~/.cache/workbench."""
-    return Path(os.environ.get("WORKBENCH_WEIGHTS", Path.home() / ".cache" / "workbench")).expanduser()
-
-
-def find_weights(path: str | Path) -> Path | None:
-    """``path`` when it exists, else a bare file name found in :func:`weights_dir`; ``None`` when neither."""
-    path = Path(path).expanduser()
-    if path.exists():
-        return path
-    if len(path.parts) == 1 and (weights_dir() / path).exists():
-        return weights_dir() / path
-    return None
 
 
 def _grid_of(n: int) -> tuple[int, int]:
@@ -327,23 +312,17 @@ def load_mae(path: str | Path, *, model: MAE | None = None, arch: str = "mae_vit
     """An MAE with the weights at ``path``, loaded strictly; the model is returned in eval mode.
 
     ``path`` is an official ``.pth`` (state dict under the top-level key ``"model"``, read with
-    ``torch.load(weights_only=True)``), a bare file name looked up in :func:`weights_dir`, or a
-    checkpoint/run folder of the workbench's ``mae`` method (whose config names the architecture).
-    For a ``.pth`` the weights go into ``model``, or a new ``arch`` model. Any missing,
-    unexpected or mis-shaped key is an error that lists them.
+    ``torch.load(weights_only=True)``) or a bare file name looked up in :func:`weights_dir`. The
+    weights go into ``model``, or a new ``arch`` model. Any missing, unexpected or mis-shaped key
+    is an error that lists them. (A ``train mae`` run folder loads with
+    :func:`workbench.methods.mae.load_mae_from_run`.)
     """
-    from workbench.train.checkpoint import StateDictMismatchError, load_pth, load_state_dict_strict, read_checkpoint
-
     found = find_weights(path)
     if found is None:
         raise missing_weights_error(path)
     if found.is_dir():
-        checkpoint = read_checkpoint(found, method="mae")
-        config = checkpoint.config
-        if model is None:
-            model = build_mae(config["arch"], img_size=config["size"], norm_pix_loss=config["norm_pix_loss"])
-        load_state_dict_strict(model, checkpoint.module_state("mae"), source=str(checkpoint.path))
-        return model.eval()
+        raise IsADirectoryError(f"{found} is a folder: official MAE weights are a .pth file; a `python -m workbench "
+                                "train mae` run folder loads with workbench.methods.mae.load_mae_from_run")
     state = load_pth(found, key="model")
     model = build_mae(arch) if model is None else model
     try:

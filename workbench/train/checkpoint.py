@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import random
 import shutil
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from workbench.nets.weights import CheckpointError, StateDictMismatchError, load_pth, load_state_dict_strict
 from workbench.train.config import config_from_dict, config_to_dict
 
 if TYPE_CHECKING:
@@ -43,14 +43,6 @@ CONFIG_FILE, STATE_FILE = "config.json", "state.json"
 MODULES_FILE, EMA_FILE, TENSORS_FILE = "modules.safetensors", "ema.safetensors", "state.safetensors"
 
 # classes
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used here: missing, of another method, or not matching the modules."""
-
-
-class StateDictMismatchError(CheckpointError):
-    """A state dict whose keys or shapes differ from the module's; the message lists them."""
 
 
 @dataclass
@@ -191,16 +183,6 @@ def _replace_folder(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def _weights_only_failure(error: BaseException) -> str:
-    """Why ``torch.load(..., weights_only=True)`` failed, without torch's advice to retry with
-    ``weights_only=False`` (which would run whatever code the file pickled)."""
-    text = str(error)
-    if "Unsupported global" in text:
-        refused = text[text.index("Unsupported global"):].split(" was not", 1)[0]
-        return f"it holds Python objects besides tensors ({refused}), which weights-only loading refuses"
-    return f"not a PyTorch weights file, or a corrupt or truncated one ({type(error).__name__})"
-
-
 # functions
 
 
@@ -278,25 +260,6 @@ def read_checkpoint(path: str | Path, *, method: str | None = None) -> Checkpoin
     return Checkpoint(path=path, method=record["method"], config=record["config"], state=state)
 
 
-def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
-    """``module.load_state_dict(state)``, after naming every missing, unexpected or mis-shaped key."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
-              if state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-
-        def listed(keys):
-            return ", ".join(keys[:12]) + (f", ... ({len(keys)} in all)" if len(keys) > 12 else "")
-
-        parts = [f"missing keys: {listed(missing)}" if missing else "",
-                 f"unexpected keys: {listed(unexpected)}" if unexpected else "",
-                 f"shape mismatches (file vs module): {listed(shapes)}" if shapes else ""]
-        raise StateDictMismatchError(f"{source} does not fit {type(module).__name__}: " + "; ".join(p for p in parts if p))
-    module.load_state_dict(state, strict=True)
-
-
 def load_method_weights(method: "Method", checkpoint: Checkpoint) -> None:
     """Load the checkpoint's modules, and its EMA copies when the method keeps them, into ``method``."""
     for name, module in method.modules().items():
@@ -327,27 +290,3 @@ def load_method(path: str | Path, *, device: str | torch.device = "cpu", method:
     instance.step = int(checkpoint.state.get("step", 0))
     instance.load_extra_state(checkpoint.state.get("method_state", {}))
     return instance.eval()
-
-
-def load_pth(path: str | Path, *, key: str | None = None) -> dict[str, torch.Tensor]:
-    """A third-party ``.pth`` state dict, read with ``torch.load(..., weights_only=True)``.
-
-    ``key`` picks an entry of a wrapped checkpoint (e.g. ``"model"`` in MAE's files).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise CheckpointError(f"{path} cannot be read as plain weights: {_weights_only_failure(error)}") from error
-    if key is not None:
-        if not isinstance(obj, dict) or key not in obj:
-            keys = sorted(obj) if isinstance(obj, dict) else []
-            raise CheckpointError(f"{path} has no entry {key!r}; its top-level keys: {', '.join(map(str, keys))}")
-        obj = obj[key]
-    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
-        keys = sorted(map(str, obj)) if isinstance(obj, dict) else [type(obj).__name__]
-        raise CheckpointError(f"{path} is not a plain state dict (top-level: {', '.join(keys[:12])}); "
-                              "pass key= to pick the entry holding the weights")
-    return obj
