@@ -168,3 +168,14 @@ def test_benchmark_preset_is_a_fair_test():
         cut.append((pred & mask).sum() / max((pred | mask).sum(), 1))
     assert np.mean(full) < 0.35
     assert 0.4 < np.mean(cut) < 0.75  # GrabCut finds most objects, but not all: neither trivial nor hopeless
+
+
+def test_shapes_mask_holds_the_object_and_the_distractors():
+    easy = render_layers(3, preset="easy", size=64)  # no distractors: the shapes are the object
+    assert np.array_equal(easy.shapes, easy.mask)
+    bench = [render_layers(i, preset="benchmark", size=64, split="test") for i in range(20)]
+    assert all((b.shapes >= b.mask).all() for b in bench)  # a superset of the object
+    extra = [b.shapes & ~b.mask for b in bench]
+    assert all(e.any() for e in extra)  # 2-4 distractors, some part of them always visible
+    iou = np.mean([b.mask.sum() / b.shapes.sum() for b in bench])
+    assert 0.35 < iou < 0.8, iou  # "segment every movable shape" is far from the object's mask

@@ -357,6 +357,7 @@ class SceneLayers(NamedTuple):
     mask: np.ndarray  # bool (S, S): the object(s)
     background: np.ndarray  # float32 (S, S, 3): the scene without the object(s), distractors included
     foreground: np.ndarray  # float32 (S, S, 3): the object fill, meaningful where mask is True
+    shapes: np.ndarray  # bool (S, S): every shape, object(s) and distractors: all that could be moved
 
 
 def render_layers(index: int, *, preset: str | SceneConfig = "benchmark", size: int = 64, seed: int = 0,
@@ -370,11 +371,13 @@ def render_layers(index: int, *, preset: str | SceneConfig = "benchmark", size: 
 
     # background and distractors (they belong to the background, not the mask)
     background = render_fill(plan.background, size=size).copy()
+    distractor_masks = []
     for d in plan.distractors:
         points = d.polygon * np.sqrt(d.area / polygon_area(d.polygon)) + d.candidates[0]
         dmask = rasterize(points, size=size)
         if not dmask.any():
             continue
+        distractor_masks.append(dmask)
         paint = render_fill(d.fill, size=size)
         m8 = dmask.astype(np.uint8)
         offset = _contrast_offset(paint, m8, _surroundings(background, m8, size), d.contrast)
@@ -416,7 +419,8 @@ def render_layers(index: int, *, preset: str | SceneConfig = "benchmark", size: 
     background = background.astype(np.float32, copy=False)
     foreground = foreground.astype(np.float32, copy=False)
     image = np.where(mask[..., None], foreground, background)
-    return SceneLayers(image, mask, background, foreground)
+    shapes = np.logical_or.reduce([mask, *distractor_masks])
+    return SceneLayers(image, mask, background, foreground, shapes)
 
 
 def render_scene(index: int, *, preset: str | SceneConfig = "benchmark", size: int = 64, seed: int = 0,
