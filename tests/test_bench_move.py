@@ -17,11 +17,12 @@ def test_move_speed_smoke(tmp_path, capsys):
 
 def test_move_bench_smoke(tmp_path, capsys):
     assert main(["bench", "move", "--preset", "smoke", "--mae-steps", "2", "--move-steps", "2", "--n-test", "8",
-                 "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)]) == 0
+                 "--selfmask-steps", "2", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     line = out.strip().splitlines()[-1]
     assert line.startswith("RESULT move ")
-    for key in ("iou=", "acc=", "maxfb=", "corloc=", "best_baseline_iou=", "minutes=", "noshift_iou="):
-        assert key in line
-    assert "no shift (ablation)" in out and "baseline: grabcut" in out
+    keys = ["iou", "acc", "maxfb", "corloc", "best_baseline_iou", "minutes", "noshift_iou", "selfmask_iou"]
+    assert [pair.split("=")[0] for pair in line.split()[2:]] == keys  # the first keys keep their order
+    assert "no shift (ablation)" in out and "baseline: grabcut" in out and "SelfMask on MOVE" in out
     assert (tmp_path / "runs" / "mae").is_dir() and (tmp_path / "runs" / "move-no-shift").is_dir()
+    assert any((tmp_path / "runs" / "selfmask" / "checkpoints").glob("step-*"))

@@ -55,3 +55,27 @@ def test_predict_errors_are_clear(move_run, tmp_path, capsys):
     assert "no image" in capsys.readouterr().err
     assert main(["predict", "move", "--checkpoint", str(tmp_path / "missing"), "--images", str(tmp_path),
                  "--out", str(tmp_path / "pred")]) == 2
+
+
+def test_predict_refine_bilateral_writes_refined_and_unrefined(move_run, tmp_path, capsys):
+    import torch
+
+    from workbench.ops.bilateral import refine_mask
+
+    write_images(tmp_path / "images", [(40, 56)])
+    assert main(["predict", "move", "--checkpoint", str(move_run), "--images", str(tmp_path / "images"),
+                 "--out", str(tmp_path / "pred"), "--device", "cpu", "--refine", "bilateral"]) == 0
+    assert "unrefined" in capsys.readouterr().out
+    read = lambda *parts: cv2.imread(str(tmp_path.joinpath("pred", *parts)), cv2.IMREAD_UNCHANGED)  # noqa: E731
+    soft, binary = read("soft", "img0.png"), read("binary", "img0.png")
+    raw, raw_binary = read("unrefined", "soft", "img0.png"), read("unrefined", "binary", "img0.png")
+    assert soft.shape == binary.shape == raw.shape == raw_binary.shape == (40, 56)
+    assert np.array_equal(binary == 255, soft >= 128) and np.array_equal(raw_binary == 255, raw >= 128)
+    image = cv2.cvtColor(cv2.imread(str(tmp_path / "images" / "img0.png")), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    method = load_method(move_run, device="cpu")
+    mask = method.predict(torch.from_numpy(image).permute(2, 0, 1)[None])[0, 0].numpy()
+    assert np.abs(raw - np.rint(mask * 255)).max() <= 1  # the unrefined masks are the method's
+    assert np.abs(soft - np.rint(refine_mask(image, mask) * 255)).max() <= 1  # the refined ones, its bilateral refinement
+    assert not np.array_equal(soft, raw)
+    with pytest.raises(ValueError, match="unknown refinement"):
+        predict_folder(method, tmp_path / "images", tmp_path / "other", refine="crf", progress=False)

@@ -52,7 +52,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from workbench.eval.folders import evaluate_folders, to_markdown, write_tables
 
     try:
-        per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold)
+        per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold, boxes=args.boxes,
+                                              gt_boxes=args.gt_boxes)
     except (ValueError, FileNotFoundError) as error:  # ImageReadError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -84,11 +85,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         method = load_method(args.checkpoint, device=args.device, method=args.method)
-        paths = predict_folder(method, args.images, args.out, threshold=args.threshold, recursive=args.recursive)
+        paths = predict_folder(method, args.images, args.out, threshold=args.threshold, recursive=args.recursive,
+                               refine=args.refine)
     except (CheckpointError, DeviceError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {len(paths)} soft masks to {args.out / 'soft'} and binary masks to {args.out / 'binary'}")
+    kind = f"{args.refine}-refined " if args.refine else ""
+    print(f"wrote {len(paths)} {kind}soft masks to {args.out / 'soft'} and binary masks to {args.out / 'binary'}")
+    if args.refine:
+        print(f"unrefined masks: {args.out / 'unrefined' / 'soft'} and {args.out / 'unrefined' / 'binary'}")
     return 0
 
 
@@ -130,8 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score a folder of predicted masks against a folder of ground truths")
     p.add_argument("--pred", required=True, type=Path, help="folder of predicted masks (PNG; soft or binary)")
-    p.add_argument("--gt", required=True, type=Path, help="folder of ground-truth masks (PNG), matched by file stem")
-    p.add_argument("--threshold", type=float, default=0.5, help="binarisation threshold for IoU and accuracy")
+    p.add_argument("--gt", type=Path, default=None,
+                   help="folder of ground-truth masks (PNG), matched by file stem (optional with --gt-boxes)")
+    p.add_argument("--threshold", type=float, default=0.5, help="binarisation threshold for IoU, accuracy and boxes")
+    p.add_argument("--boxes", action="store_true",
+                   help="also report the Multi box figures (corloc_multi, multi_boxes) beside CorLoc of the largest "
+                        "connected component (thesis section 5.4.2)")
+    p.add_argument("--gt-boxes", type=Path, default=None,
+                   help="folder of Pascal VOC annotations (<stem>.xml) giving the ground-truth boxes; implies --boxes; "
+                        "without --gt only the box figures are computed")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="where the CSV and markdown tables go")
     p.set_defaults(func=cmd_eval)
 
@@ -152,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="writes OUT/soft/*.png and OUT/binary/*.png")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks")
     p.add_argument("--recursive", action="store_true", help="also read images in sub-folders")
+    p.add_argument("--refine", choices=["bilateral"], default=None,
+                   help="refine the masks along the image (bilateral: the fast bilateral solver with MOVE's settings); "
+                        "the unrefined masks go to OUT/unrefined")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.set_defaults(func=cmd_predict)
 

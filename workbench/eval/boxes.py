@@ -6,14 +6,26 @@ our implementation of the text): split the binary mask into connected components
 and keep
 
 * the box of the *largest* component (most pixels; ties go to the first in raster order) as the
-  single prediction of the image, which CorLoc scores; or
-* all boxes whose component covers at least 1% of the image (``mode="all"``), which the thesis
-  uses as pseudo-boxes ("Multi") for a class-agnostic detector.
+  single prediction of the image, which CorLoc scores ("MOVE" rows of table 5.4); or
+* all boxes whose component covers at least 1% of the image (``mode="all"``): the *Multi* boxes.
 
 CorLoc (Correct Localization) is the fraction of images whose single predicted box has
 IoU > 0.5 with ANY ground-truth box. When a dataset has masks but no boxes, the ground-truth boxes
-are those of the connected components of the ground-truth mask, one per component, none dropped.
+are those of the connected components of the ground-truth mask, one per component, none dropped;
+Pascal VOC annotation files give them directly (:func:`read_voc_boxes`).
 An image with no predicted box (an empty mask), or with no ground-truth box, is a miss.
+
+**Multi.** The thesis defines "Multi" (table 5.4, "MOVE (Ours) Multi + CAD") as a set of
+*pseudo-boxes*, not as a scored prediction: "all the bounding boxes that we obtained from the
+connected components analysis and after filtering those that have an area smaller than 1% of the
+image", used to train a class-agnostic detector (CAD), whose single most confident box is then
+scored by CorLoc. The workbench trains no detector, so what it reports for Multi is the quality
+of those pseudo-boxes: ``corloc_multi`` is the fraction of images where *at least one* Multi box
+has IoU > 0.5 with a ground-truth box (:func:`corloc_multi`), i.e. the CorLoc a detector would
+reach if its top box were always the best of the image's Multi boxes. It is an upper bound for
+that detector, never below the largest-component CorLoc when the largest component covers at least
+1% of the image (the largest box is one of the Multi boxes), and it is not comparable to the
+"Multi + CAD" numbers of table 5.4; read it beside the mean number of Multi boxes per image.
 
 Box convention: ``(x0, y0, x1, y1)`` in pixels with exclusive ends, so the box covers columns
 ``x0 .. x1 - 1`` and its area is ``(x1 - x0) * (y1 - y0)``. (Pascal VOC annotations are inclusive
@@ -22,6 +34,8 @@ and 1-based: ``(xmin - 1, ymin - 1, xmax, ymax)`` converts them.)
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -122,3 +136,64 @@ def corloc(pred_boxes: Sequence[np.ndarray | None], gt_boxes: Sequence[np.ndarra
 def corloc_from_masks(pred_masks: Sequence[np.ndarray], gt_masks: Sequence[np.ndarray]) -> float:
     """CorLoc from binary predicted masks (largest component) and ground-truth masks (all components)."""
     return corloc([largest_box(m) for m in pred_masks], [gt_boxes_from_mask(m) for m in gt_masks])
+
+
+# Multi: every component of at least 1% of the image
+
+
+def multi_boxes(mask: np.ndarray, *, min_area: float = MIN_AREA) -> np.ndarray:
+    """The Multi pseudo-boxes (K, 4) of a binary mask: every component covering at least ``min_area``
+    of the image, largest first (K = 0 for an empty mask)."""
+    return mask_to_boxes(mask, mode="all", min_area=min_area)
+
+
+def best_set_iou(boxes: np.ndarray, targets: np.ndarray) -> float:
+    """The highest IoU between any of ``boxes`` (K, 4) and any of ``targets`` (M, 4); 0 when either is empty."""
+    boxes, targets = np.asarray(boxes).reshape(-1, 4), np.asarray(targets).reshape(-1, 4)
+    if len(boxes) == 0 or len(targets) == 0:
+        return 0.0
+    return float(box_iou(boxes, targets).max())
+
+
+def corloc_multi_hits(pred_box_sets: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """Per image, whether ANY of its Multi boxes (K, 4) has IoU > 0.5 with any ground-truth box: (N,) bool."""
+    if len(pred_box_sets) != len(gt_boxes):
+        raise ValueError(f"{len(pred_box_sets)} predicted box sets for {len(gt_boxes)} images of ground truth")
+    return np.array([best_set_iou(p, g) > 0.5 for p, g in zip(pred_box_sets, gt_boxes)], dtype=bool)
+
+
+def corloc_multi(pred_box_sets: Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray]) -> float:
+    """The Multi figure (see the module docstring): the share of images where a Multi box hits a ground-truth box."""
+    hits = corloc_multi_hits(pred_box_sets, gt_boxes)
+    if len(hits) == 0:
+        raise ValueError("corloc_multi of an empty set of images")
+    return float(hits.mean())
+
+
+# ground-truth boxes from annotation files
+
+
+def read_voc_boxes(path: str | Path, *, difficult: bool = True) -> tuple[np.ndarray, tuple[int, int]]:
+    """The object boxes (M, 4) and the image size ``(H, W)`` of a Pascal VOC annotation file.
+
+    Boxes are converted from VOC's inclusive, 1-based ``xmin ymin xmax ymax`` to ``(x0, y0, x1, y1)``
+    (see the module docstring). ``difficult=False`` drops the objects marked difficult (single-object
+    discovery keeps them, as LOST and TokenCut do). Raises ``ValueError`` naming the file when it
+    is not a readable VOC annotation.
+    """
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+        size = root.find("size")
+        h, w = int(float(size.findtext("height"))), int(float(size.findtext("width")))
+        boxes = []
+        for obj in root.iter("object"):
+            if not difficult and obj.findtext("difficult", "0").strip() == "1":
+                continue
+            box = obj.find("bndbox")
+            x0, y0, x1, y1 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            boxes.append([x0 - 1, y0 - 1, x1, y1])
+    except (ET.ParseError, AttributeError, TypeError, ValueError, OSError) as error:
+        raise ValueError(f"{path}: not a readable Pascal VOC annotation (size and object/bndbox "
+                         f"xmin, ymin, xmax, ymax expected): {error}") from error
+    return np.array(boxes, dtype=np.float64).reshape(-1, 4), (h, w)

@@ -8,6 +8,16 @@ or RGBA (see :func:`read_soft_mask`); ground truths are read by
 :func:`workbench.data.images.read_mask`. Predictions are resized to the ground truth's size with
 bilinear interpolation. The metrics are those of :mod:`workbench.eval.metrics` plus CorLoc
 (:mod:`workbench.eval.boxes`).
+
+Boxes (``--boxes``, section 5.4.2): CorLoc of the largest connected component (``corloc``,
+always reported) and the *Multi* figure (``corloc_multi``: an image counts when any component of
+at least 1% of the image has IoU > 0.5 with a ground-truth box; ``multi_boxes``: their mean
+number per image; see :mod:`workbench.eval.boxes` for why this is what Multi means without a
+detector). Ground-truth boxes are the components of the ground-truth masks, or come from a
+folder of Pascal VOC annotation files (``--gt-boxes DIR``, ``<stem>.xml``, e.g. VOC's
+``Annotations``; it may hold more files than there are predictions). With ``--gt-boxes`` and no
+``--gt`` only the box figures are computed (single-object discovery sets such as VOC07 have boxes
+but no masks); each prediction is then resized to the size the annotation gives.
 """
 
 from __future__ import annotations
@@ -20,11 +30,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.data.images import IMAGE_EXTENSIONS, ImageReadError, read_mask, read_mask_plane
+from workbench.eval import boxes as B
 from workbench.eval.metrics import SegmentationMeter
 
 SUMMARY_COLUMNS = [
     "n", "iou", "accuracy", "f_beta", "max_f_beta", "max_f_beta_threshold", "max_f_beta_per_image", "mae", "corloc",
 ]
+BOX_SUMMARY_COLUMNS = ["corloc_multi", "multi_boxes"]  # added to the summary by boxes=True
+BOXES_ONLY_SUMMARY_COLUMNS = ["n", "corloc", "corloc_multi", "multi_boxes"]  # the summary without ground-truth masks
 
 # helpers
 
@@ -97,11 +110,51 @@ def match_files(pred_dir: str | Path, gt_dir: str | Path) -> list[tuple[str, Pat
     return [(stem, preds[stem], gts[stem]) for stem in sorted(gts)]
 
 
+def list_annotations(folder: str | Path) -> dict[str, Path]:
+    """The Pascal VOC annotation files (``*.xml``) of ``folder`` by stem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"ground-truth boxes folder {folder} does not exist or is not a folder")
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() == ".xml"}
+    if not files:
+        raise ValueError(f"ground-truth boxes folder {folder} holds no .xml annotation files (Pascal VOC format)")
+    return files
+
+
+def _need_annotations(stems: list[str], annotations: dict[str, Path], folder: str | Path, *, of: str) -> None:
+    missing = sorted(set(stems) - set(annotations))
+    if missing:
+        raise ValueError(f"{len(missing)} {of} have no annotation <stem>.xml in {folder}: {_names(missing)}")
+
+
+def box_scores(binary: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Box figures of one binary prediction (H, W) against ground-truth boxes (M, 4): box_iou and corloc
+    of the largest component, multi_boxes (how many), multi_box_iou (the best of them) and corloc_multi."""
+    box_iou = B.best_box_iou(B.largest_box(binary), targets)
+    multi = B.multi_boxes(binary)
+    multi_iou = B.best_set_iou(multi, targets)
+    return {"box_iou": box_iou, "corloc": float(box_iou > 0.5), "multi_boxes": len(multi),
+            "multi_box_iou": multi_iou, "corloc_multi": float(multi_iou > 0.5)}
+
+
+def _fit(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``pred`` resized (bilinear) to ``shape`` when it differs."""
+    if pred.shape == shape:
+        return pred
+    return np.clip(cv2.resize(pred, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+
 # evaluation
 
 
 def evaluate_folders(
-    pred_dir: str | Path, gt_dir: str | Path, *, threshold: float = 0.5, progress: bool = True
+    pred_dir: str | Path,
+    gt_dir: str | Path | None = None,
+    *,
+    threshold: float = 0.5,
+    boxes: bool = False,
+    gt_boxes: str | Path | None = None,
+    progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every predicted mask of ``pred_dir`` against the same-named mask of ``gt_dir``.
 
@@ -110,20 +163,58 @@ def evaluate_folders(
     resized), and one row with n, iou, accuracy, f_beta, max_f_beta, max_f_beta_threshold,
     max_f_beta_per_image, mae and corloc. ``threshold`` binarises the predictions for IoU,
     accuracy, F_beta and the boxes.
+
+    ``boxes=True`` adds the Multi figures (per image multi_boxes, multi_box_iou, corloc_multi; in
+    the summary corloc_multi and multi_boxes, the mean count). ``gt_boxes``, a folder of Pascal
+    VOC annotations, replaces the boxes of the ground-truth masks and implies ``boxes``; without
+    ``gt_dir`` only boxes are scored (per image: name, box_iou, corloc, multi_boxes,
+    multi_box_iou, corloc_multi, resized; summary: n, corloc, corloc_multi, multi_boxes).
     """
-    pairs = match_files(pred_dir, gt_dir)
-    meter = SegmentationMeter(threshold=threshold, corloc=True)
-    resized = []
+    if gt_dir is None and gt_boxes is None:
+        raise ValueError("give ground-truth masks (--gt), ground-truth boxes (--gt-boxes), or both")
+    boxes = boxes or gt_boxes is not None
+    annotations = list_annotations(gt_boxes) if gt_boxes is not None else None
+    if gt_dir is not None:
+        pairs: list[tuple[str, Path, Path | None]] = list(match_files(pred_dir, gt_dir))
+        if annotations is not None:
+            _need_annotations([stem for stem, _, _ in pairs], annotations, gt_boxes, of="ground-truth masks")
+    else:
+        preds = list_masks(pred_dir, role="prediction")
+        _need_annotations(list(preds), annotations, gt_boxes, of="predictions")
+        pairs = [(stem, preds[stem], None) for stem in sorted(preds)]
+    meter = SegmentationMeter(threshold=threshold, corloc=True) if gt_dir is not None else None
+    resized, rows = [], []
     for stem, pred_path, gt_path in tqdm(pairs, desc="evaluating", unit="mask", disable=not progress):
-        gt = read_mask(gt_path)  # (H, W) bool
         pred = read_soft_mask(pred_path)  # (h, w) float32
-        resized.append(pred.shape != gt.shape)
-        if pred.shape != gt.shape:  # bilinear, to the ground truth's (H, W)
-            pred = np.clip(cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
-        meter.update(pred, gt, names=[stem])
+        gt = read_mask(gt_path) if gt_path is not None else None  # (H, W) bool
+        if annotations is not None:
+            targets, size = B.read_voc_boxes(annotations[stem])
+            if gt is not None and gt.shape != size:
+                raise ValueError(f"{stem}: the annotation {annotations[stem].name} is for a {size[0]}x{size[1]} image, "
+                                 f"the ground-truth mask is {gt.shape[0]}x{gt.shape[1]}")
+        else:
+            targets, size = B.gt_boxes_from_mask(gt), gt.shape
+        resized.append(pred.shape != size)
+        pred = _fit(pred, size)  # bilinear, to the ground truth's (H, W)
+        if meter is not None:
+            meter.update(pred, gt, names=[stem], gt_boxes=None if annotations is None else [targets])
+        if boxes:
+            rows.append({"name": stem, **box_scores(pred >= threshold, targets)})
+    extra = pd.DataFrame(rows)
+    if meter is None:
+        per_image = extra[["name", "box_iou", "corloc", "multi_boxes", "multi_box_iou", "corloc_multi"]].copy()
+        per_image["resized"] = resized
+        means = {c: per_image[c].mean() for c in BOXES_ONLY_SUMMARY_COLUMNS[1:]}
+        summary = pd.DataFrame([{"n": len(per_image), **means}])
+        return per_image, summary
     per_image = meter.per_image()
-    per_image["resized"] = resized
     summary = pd.DataFrame([meter.compute()])[SUMMARY_COLUMNS]
+    if boxes:
+        for column in ("multi_boxes", "multi_box_iou", "corloc_multi"):
+            per_image[column] = extra[column].to_numpy()
+        for column in BOX_SUMMARY_COLUMNS:
+            summary[column] = per_image[column].mean()
+    per_image["resized"] = resized
     return per_image, summary
 
 

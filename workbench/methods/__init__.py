@@ -8,7 +8,9 @@ from workbench.methods.base import Method, Phase, TrainConfig
 from workbench.methods.dcgan import DCGAN, DCGANConfig
 from workbench.methods.mae import MAEPretraining
 from workbench.methods.move import MOVE, MOVEConfig
+from workbench.methods.selfmask import SelfMask, SelfMaskConfig
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DCGAN, MAEPretraining, MOVE)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DCGAN, MAEPretraining, MOVE, SelfMask)}
 
-__all__ = ["METHODS", "DCGAN", "DCGANConfig", "MAEPretraining", "MOVE", "MOVEConfig", "Method", "Phase", "TrainConfig"]
+__all__ = ["METHODS", "DCGAN", "DCGANConfig", "MAEPretraining", "MOVE", "MOVEConfig", "Method", "Phase", "SelfMask",
+           "SelfMaskConfig", "TrainConfig"]
