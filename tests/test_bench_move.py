@@ -26,3 +26,14 @@ def test_move_bench_smoke(tmp_path, capsys):
     assert "no shift (ablation)" in out and "baseline: grabcut" in out and "SelfMask on MOVE" in out
     assert (tmp_path / "runs" / "mae").is_dir() and (tmp_path / "runs" / "move-no-shift").is_dir()
     assert any((tmp_path / "runs" / "selfmask" / "checkpoints").glob("step-*"))
+
+
+def test_every_shape_reference_row():
+    from workbench.bench.move import every_shape_scores
+    from workbench.data import build_dataset
+
+    easy = every_shape_scores(build_dataset("synthetic:easy", size=32, split="test", n=4))
+    assert easy["iou"] == 1.0  # no distractors: every shape is the object
+    bench = every_shape_scores(build_dataset("synthetic:benchmark", size=64, split="test", n=8))
+    assert bench["recall"] == 1.0 and 0.3 < bench["iou"] < 0.85  # the distractors cost precision
+    assert every_shape_scores([{"image": None}]) is None  # not synthetic scenes: no reference
