@@ -23,7 +23,8 @@ import pandas as pd
 
 # helpers
 
-_MODULES = ["workbench.bench.eval_speed", "workbench.bench.move", "workbench.bench.move_speed"]  # modules that register benchmarks when imported
+_MODULES = ["workbench.bench.eval_speed", "workbench.bench.kdd_2d", "workbench.bench.kdd_images", "workbench.bench.kdd_speed",
+            "workbench.bench.move", "workbench.bench.move_speed"]  # modules that register benchmarks when imported
 
 
 @dataclass

@@ -6,11 +6,12 @@ checkpoint) to the method classes.
 
 from workbench.methods.base import Method, Phase, TrainConfig
 from workbench.methods.dcgan import DCGAN, DCGANConfig
+from workbench.methods.kdd_gan import KDDGAN, KDDGANConfig
 from workbench.methods.mae import MAEPretraining
 from workbench.methods.move import MOVE, MOVEConfig
 from workbench.methods.selfmask import SelfMask, SelfMaskConfig
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DCGAN, MAEPretraining, MOVE, SelfMask)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DCGAN, KDDGAN, MAEPretraining, MOVE, SelfMask)}
 
-__all__ = ["METHODS", "DCGAN", "DCGANConfig", "MAEPretraining", "MOVE", "MOVEConfig", "Method", "Phase", "SelfMask",
+__all__ = ["METHODS", "DCGAN", "DCGANConfig", "KDDGAN", "KDDGANConfig", "MAEPretraining", "MOVE", "MOVEConfig", "Method", "Phase", "SelfMask",
            "SelfMaskConfig", "TrainConfig"]
