@@ -13,6 +13,7 @@ spec                      what it loads
 ``cub:PATH``              CUB-200-2011 (centre crop by default)
 ``flowers102:PATH``       Flowers102 (centre crop by default)
 ``folder:PATH``           every image under PATH, no masks
+``classes:PATH``          class folders PATH/<class>/<images> (labels, no masks; CIFAR-10 exported as PNGs)
 ``pairs:IMAGES,MASKS``    two folders (comma-separated) matched by file name without extension
 ========================  ==================================================================
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from workbench.data import folders
+from workbench.data.class_folders import class_folder
 from workbench.data.photos import SamplePhotos
 from workbench.data.synthetic import SCENE_PRESETS, SyntheticScenes
 
@@ -41,6 +43,7 @@ DATASET_KINDS: dict[str, str] = {  # kind -> one line for help texts (the spec i
     "cub": "CUB-200-2011 at PATH: images/, images.txt, split file, segmentations/ (centre crop)",
     "flowers102": "Flowers102 at PATH: jpg/, segmim/ (blue background), setid.mat (centre crop)",
     "folder": "every image under PATH, recursively, without masks",
+    "classes": "class folders PATH/<class>/<images>, labelled by folder, without masks",
     "pairs": "images and masks in two folders, pairs:IMAGES_DIR,MASKS_DIR, matched by file name without extension",
 }
 
@@ -102,6 +105,8 @@ def build_dataset(spec: str, *, size: int, split: str = "test", n: int | None = 
         return folders.flowers102(argument, split=split, **options)
     if kind == "folder":
         return folders.image_folder(argument, **options)
+    if kind == "classes":
+        return class_folder(argument, **options)
     # pairs: IMAGES_DIR,MASKS_DIR
     parts = [p.strip() for p in argument.split(",")]
     if len(parts) != 2 or not all(parts):
