@@ -147,3 +147,17 @@ def test_browser_moves_the_dx_slider_and_the_composite_changes(app_url):
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_client_calls_the_hinge_vs_kdd_endpoint(app_url):
+    import json
+
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    assert "/hinge_vs_kdd" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    field, paths, numbers, summary = client.predict(5, "square", "gaussian", 1.0, 0.05, 30, 120,
+                                                    api_name="/hinge_vs_kdd")
+    metas = [t.get("meta") for t in json.loads(field["plot"])["data"]]
+    assert {"loss": "hinge", "role": "arrows"} in metas and {"loss": "kdd", "role": "arrows"} in metas
+    assert paths["type"] == "plotly" and numbers["headers"][0] == "fake cloud" and len(numbers["data"]) == 3

@@ -77,7 +77,10 @@ def jacobian_penalty(phi_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
 
     ``phi_fn`` maps images (B, ...) to the *unnormalised* features φ̃ (B, K); ``phi_x`` = φ̃(x) when the
     caller already has it (saves a pass). A finite-difference estimate of the Jacobian's norm along
-    a random direction, pushed towards 1 (volume preservation around the data).
+    a random direction, pushed towards 1 (volume preservation around the data). Eq. (6.17) sums over
+    S_r ∪ S_g and divides by |S_r|; this is the mean over the batch passed in (half of that for
+    equal real and fake batches; the weight λ∇ absorbs the factor). With fewer features K than
+    input dimensions d, even a map with orthonormal rows scores about 1 - √(K/d), not 0.
     """
     direction = torch.randn_like(x)  # (B, ...)
     direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
@@ -242,7 +245,7 @@ class FeatureBank:
         return len(self._rows)
 
     def push(self, features: torch.Tensor) -> None:
-        for row in features.detach():
+        for row in features.detach().clone():  # copies: later in-place changes of the batch stay out
             self._rows.append(row)
 
     def features(self) -> torch.Tensor:
