@@ -1,15 +1,23 @@
-"""The Shift explorer tab's callbacks, called directly (no server), and the tab registry."""
+"""The Shift explorer tab's callbacks, called directly (no server), and the tab registry.
+
+The MOVE part uses the shipped checkpoint (``assets/move-small``), as the app does on first launch.
+"""
 
 from __future__ import annotations
+
+import json
+import re
 
 import cv2
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 
 from apps.tabs import TAB_MODULES, load_tabs
 from apps.tabs import shift_explorer as se
-from workbench.data.synthetic import render_layers
+from workbench.data.synthetic import overlay, render_layers
+from workbench.methods.move_assets import SHIPPED_MOVE
 from workbench.ops.shift_scene import shift_layers
 
 INDEX, DY, DX, K = 6, 4, 10, 3
@@ -20,6 +28,31 @@ INDEX, DY, DX, K = 6, 4, 10, 3
 def _explore(**changes):
     args = {**se.DEFAULTS, "index": INDEX, "dy": DY, "dx": DX, "k": K, **changes}
     return se.explore(**args)
+
+
+def _move(**changes):
+    args = {**se.DEFAULTS, "index": INDEX, "dy": DY, "dx": DX, "k": K, **changes}
+    args.pop("radius")  # Telea's option
+    return se.move_explore(**args)
+
+
+def _score(summary: str) -> float:
+    """D(x̂_δ) as the MOVE summary prints it."""
+    return float(re.search(r"\*\*D\(x̂_δ\) = ([+-][0-9.]+)\*\*", summary).group(1))
+
+
+def _brush(size: int = se.SCENE_SIZE) -> dict:
+    editor = se.editor_value("Synthetic scene", "benchmark", INDEX, "coffee", None)
+    layer = np.zeros((size, size, 4), np.uint8)
+    layer[40:80, 30:90] = (255, 48, 48, 255)
+    editor["layers"] = [layer]
+    return editor
+
+
+@pytest.fixture(autouse=True)
+def shipped_move(monkeypatch):
+    """Every test sees the shipped MOVE checkpoint, whatever the caller's environment says."""
+    monkeypatch.delenv(se.CHECKPOINT_ENV, raising=False)
 
 
 def _u8(image: np.ndarray) -> np.ndarray:
@@ -79,6 +112,107 @@ def test_eroded_mask_duplicates_the_rim_in_the_copy_paste():
     # with an eroded mask the old object's rim also shows *inside* the moved object's outline
     changed = np.abs(eroded_copy.astype(int) - exact_copy.astype(int)).max(-1) > 12
     assert changed.sum() >= 40
+
+
+# MOVE (chapter 5): the shipped checkpoint, its mask, its MAE inpainting and its discriminator
+
+
+def test_the_shipped_checkpoint_is_small_and_its_scores_are_true():
+    from workbench.data import build_dataset
+    from workbench.methods.move_explore import predict_mask
+
+    files = [p for p in SHIPPED_MOVE.rglob("*") if p.is_file()]
+    assert {"README.md", "metrics.json", "config.json", "modules.safetensors"} <= {p.name for p in files}
+    assert sum(p.stat().st_size for p in files) < 12 * 2**20  # a few MB
+    metrics = json.loads((SHIPPED_MOVE / "metrics.json").read_text())
+    assert metrics["dataset"] == "synthetic:benchmark" and metrics["images"] == 500
+    assert 0 < metrics["iou"] < 1 and f"{metrics['iou']:.3f}" in (SHIPPED_MOVE / "README.md").read_text()
+    # the recorded app-path IoU, recomputed: the same scenes, the same masks
+    test = build_dataset("synthetic:benchmark", size=se.SCENE_SIZE, split="test", n=100, seed=metrics["seed"])
+    method = se._move_method()
+    ious = []
+    for item in (test[i] for i in range(len(test))):
+        pred, truth = predict_mask(method, item["image"].permute(1, 2, 0).numpy()) > 0.5, item["mask"][0].numpy() > 0.5
+        ious.append((pred & truth).sum() / max((pred | truth).sum(), 1))
+    assert abs(np.mean(ious) - metrics["app_iou_128px_first_100"]) < 1e-4
+
+
+def test_move_mask_source_is_moves_prediction():
+    from workbench.methods.move_explore import predict_mask
+
+    image, truth = se.load_source("Synthetic scene", "benchmark", INDEX, "coffee", None)
+    predicted = predict_mask(se._move_method(), image) > 0.5
+    assert 0 < predicted.mean() < 1
+    mask_view, *_, summary = _explore(mask_source="MOVE", perturb="exact")
+    assert f"**mask** {int(predicted.sum())} px" in summary
+    iou = (predicted & truth).sum() / (predicted | truth).sum()
+    assert f"**IoU** of this mask with the ground truth: {iou:.3f}" in summary
+    assert np.array_equal(mask_view, _u8(overlay(image, predicted)))
+    *_, dilated = _explore(mask_source="MOVE", perturb="dilate")  # MOVE's mask is perturbed like the others
+    assert f"**mask** {int(predicted.sum())} px" not in dilated
+
+
+@pytest.mark.parametrize("mask_source", ["Ground truth", "GrabCut", "MOVE", "Brush"])
+def test_every_mask_source_goes_through_move(mask_source):
+    background, composite, plot, summary = _move(mask_source=mask_source, brush=_brush())
+    for view in (background, composite):
+        assert view.dtype == np.uint8 and view.shape == (se.SCENE_SIZE, se.SCENE_SIZE, 3)
+    assert np.abs(background.astype(int) - composite.astype(int)).max() > 30  # the object moved in
+    labels = [line.get_label() for line in plot.axes[0].get_lines()]
+    assert "along dx (dy = 4)" in labels and "along dy (dx = 10)" in labels
+    assert "**D(x̂_δ) = " in summary and "Pictures: MAE of the MOVE checkpoint" in summary
+
+
+def test_the_discriminator_score_changes_with_the_shift():
+    assert _score(_move(dx=0)[3]) != _score(_move(dx=-40)[3])
+    _, _, plot, summary = _move(dx=12)
+    along_dx = next(line for line in plot.axes[0].get_lines() if line.get_label().startswith("along dx"))
+    shifts, values = along_dx.get_data()
+    assert len(shifts) == se.CURVE_POINTS and np.ptp(values) > 0.02  # D's score moves with the shift
+    assert np.isclose(values[list(shifts).index(12.0)], _score(summary), atol=6e-4)  # the curve meets the dot
+    assert list(shifts) == sorted(shifts) and shifts[0] == -se.MAX_SHIFT and shifts[-1] == se.MAX_SHIFT
+
+
+def test_mae_and_telea_fill_the_hole_differently(scene):
+    layers, _, shifted = scene
+    _, telea, *_ = _explore(perturb="exact")
+    mae, *_ = _move(perturb="exact")
+    image = _u8(se.load_source("Synthetic scene", "benchmark", INDEX, "coffee", None)[0]).astype(int)
+    near = cv2.dilate((layers.mask | shifted).astype(np.uint8), np.ones((33, 33), np.uint8)) > 0  # 2 MAE patches
+    assert np.abs(mae.astype(int) - image)[~near].mean() < 12  # away from the hole: the image (resized)
+    assert np.abs(mae.astype(int) - image)[layers.mask].mean() > 30  # in the hole: the object is gone
+    assert np.abs(mae.astype(int) - telea.astype(int))[layers.mask].mean() > 5  # two different fills
+
+
+def test_an_official_mae_found_in_the_weights_folder_joins_the_inpainters(tmp_path, monkeypatch):
+    from workbench.nets.mae import build_mae
+
+    torch.manual_seed(0)
+    torch.save({"model": build_mae("mae_tiny").state_dict()}, tmp_path / "tiny_mae.pth")
+    label = "Official MAE (a tiny stand-in)"
+    monkeypatch.setattr(se, "OFFICIAL_MAES", {label: ("tiny_mae.pth", "mae_tiny", 64, "gan"),
+                                              "Official MAE (absent)": ("absent.pth", "mae_tiny", 64, "gan")})
+    monkeypatch.setenv("WORKBENCH_WEIGHTS", str(tmp_path))
+    assert se.inpainter_choices() == [se.OWN_MAE, label]
+    own, *_, own_summary = _move()
+    other, _, _, summary = _move(inpainter=label)
+    assert f"Pictures: {label}" in summary and other.shape == own.shape
+    assert np.abs(other.astype(int) - own.astype(int)).mean() > 5  # a random MAE paints something else
+    assert _score(summary) == _score(own_summary)  # D always scores the checkpoint's own composite
+    with pytest.raises(gr.Error, match="absent.pth is not in"):
+        _move(inpainter="Official MAE (absent)")
+    with pytest.raises(gr.Error, match="Unknown inpainter"):
+        _move(inpainter="Telea")
+
+
+def test_a_missing_move_checkpoint_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv(se.CHECKPOINT_ENV, str(tmp_path / "no-such-run"))
+    assert _move() == (None, None, None, f"**No MOVE here.** The MOVE checkpoint cannot be loaded: no MOVE "
+                                         f"checkpoint at {tmp_path / 'no-such-run'}.")
+    with pytest.raises(gr.Error, match="cannot be loaded"):
+        _explore(mask_source="MOVE")
+    *_, summary = _explore(mask_source="GrabCut")  # the rest of the tab works without MOVE
+    assert "Shift error" in summary
 
 
 def test_ground_truth_needs_a_synthetic_scene():
@@ -176,7 +310,33 @@ def test_app_has_the_shift_explorer_endpoint_and_refuses_share_links():
 
     demo = build_app()
     names = [fn.api_name for fn in demo.fns.values()]
-    assert "shift_explorer" in names
+    assert "shift_explorer" in names and "move_explorer" in names
     assert demo.analytics_enabled is False
     with pytest.raises(ValueError, match="share"):
         launch(share=True)
+
+
+def test_client_calls_the_move_explorer_endpoint():
+    import socket
+
+    from gradio_client import Client
+
+    from apps.workbench_app import launch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = launch(host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        args = {**se.DEFAULTS, "index": INDEX, "dy": DY, "dx": DX, "k": K}
+        args.pop("radius")
+        background, composite, plot, summary = client.predict(*args.values(), se.OWN_MAE, api_name="/move_explorer")
+        images = [cv2.imread(path, cv2.IMREAD_COLOR) for path in (background, composite)]
+        assert all(image.shape == (se.SCENE_SIZE, se.SCENE_SIZE, 3) for image in images)
+        assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
+        assert _score(summary) == _score(_move()[3])
+        *_, telea_summary = client.predict(*args.values(), 3, api_name="/shift_explorer")  # Telea still answers
+        assert "**0.0000**" in telea_summary
+    finally:
+        demo.close()

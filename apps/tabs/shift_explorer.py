@@ -1,16 +1,23 @@
 """Shift explorer: cut an object out with a mask, inpaint the hole, move the object (figure 5.1).
 
 Pick an image (a synthetic scene, a sample photo or an upload) and a mask (the ground truth,
-GrabCut or a brush), make the mask exact, too large or too small, and shift the object with the
-dx / dy sliders. The tab shows the inpainted background b̂, the shifted composite x̂_δ (eq. 5.3),
-the copy-paste x̃_δ and the difference |x̂_δ − x̂_0|, all computed by
-:func:`workbench.ops.shift_scene.shift_scene`. The callbacks only convert between widgets and
-workbench arrays.
+GrabCut, MOVE's prediction or a brush), make the mask exact, too large or too small, and shift the
+object with the dx / dy sliders. The tab shows the inpainted background b̂, the shifted composite
+x̂_δ (eq. 5.3), the copy-paste x̃_δ and the difference |x̂_δ − x̂_0|, all computed by
+:func:`workbench.ops.shift_scene.shift_scene` with OpenCV's Telea inpainting.
+
+Below, the same mask and shift go through a trained MOVE (chapter 5; the shipped
+``assets/move-small`` bundle, or ``$WORKBENCH_MOVE_CHECKPOINT``): its MAE inpaints b̂ and builds
+x̂_δ (:meth:`MOVE.compose`), and its discriminator scores the composite, D(x̂_δ), with a plot of
+the score along each slider's axis. An official MAE found in the weights folder can replace the
+checkpoint's MAE for the pictures. The callbacks only convert between widgets and workbench arrays
+(:mod:`workbench.methods.move_explore`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -18,24 +25,37 @@ from typing import Any
 import cv2
 import gradio as gr
 import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 from workbench.data.images import ImageReadError, read_image
 from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
 from workbench.eval.baselines import grabcut
+from workbench.methods import move_explore as mx
+from workbench.methods.move_assets import SHIPPED_MOVE, load_move
+from workbench.nets.mae import MAE_FILES, find_weights, weights_dir
 from workbench.ops.classical import perturb_mask
 from workbench.ops.shift_scene import shift_error, shift_scene
 
-__all__ = ["TITLE", "build", "explore", "load_source", "editor_value", "SOURCES", "MASK_SOURCES"]
+__all__ = ["TITLE", "build", "explore", "move_explore", "load_source", "editor_value", "inpainter_choices",
+           "SOURCES", "MASK_SOURCES", "OWN_MAE", "OFFICIAL_MAES", "CHECKPOINT_ENV"]
 
 TITLE = "Shift explorer"
 
 SOURCES = ("Synthetic scene", "Sample photo", "Upload")
-MASK_SOURCES = ("Ground truth", "GrabCut", "Brush")
+MASK_SOURCES = ("Ground truth", "GrabCut", "MOVE", "Brush")
 PERTURB_CHOICES = [("exact", "exact"), ("dilated by k px (too large)", "dilate"), ("eroded by k px (too small)", "erode")]
 SCENE_SIZE = 128  # synthetic scenes are rendered at this size
 MAX_SIDE = 256  # sample photos are centre-cropped to this size; uploads are shrunk to fit inside it
 MAX_SHIFT = 48  # slider range, pixels
+CURVE_POINTS = 25  # at most this many shifts per score curve (each is an MAE decoding and a D pass)
+CHECKPOINT_ENV = "WORKBENCH_MOVE_CHECKPOINT"  # a MOVE bundle, checkpoint or run folder instead of the shipped one
+OWN_MAE = "MAE of the MOVE checkpoint"  # the inpainter MOVE was trained with, the one D scores
+OFFICIAL_MAES: dict[str, tuple[str, str, int, str]] = {  # label -> (weights file, architecture, size, inpainter)
+    "Official MAE ViT-L/16, GAN loss (224 px)": (MAE_FILES[0], "mae_vit_large_patch16", 224, "gan"),
+    "Official MAE ViT-L/16, MSE (224 px)": (MAE_FILES[1], "mae_vit_large_patch16", 224, "mse"),
+}
 
 # helpers
 
@@ -54,21 +74,92 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
 
 
+def _key(array: np.ndarray) -> str:
+    """A cache key for an array's content."""
+    return hashlib.sha1(array.tobytes() + str((array.shape, array.dtype)).encode()).hexdigest()
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any, *, size: int = 16) -> Any:
+    """Store ``value`` under ``key``, dropping the oldest entries beyond ``size``."""
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
+
+
 _GRABCUT_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()  # the sliders re-run explore(): cache GrabCut
 
 
 def _grabcut_mask(image: np.ndarray) -> np.ndarray:
     """GrabCut from a centred rectangle, bool (H, W); cached by image content. gr.Error if it cannot run."""
-    key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
+    key = _key(image)
     if key not in _GRABCUT_CACHE:
         try:
-            _GRABCUT_CACHE[key] = grabcut(image) > 0.5
+            _remember(_GRABCUT_CACHE, key, grabcut(image) > 0.5)
         except ValueError as error:  # e.g. an image too small for the initial rectangle
             raise gr.Error(f"GrabCut cannot run on this {image.shape[1]}×{image.shape[0]} image ({error}). "
                            "Use the Brush mask, or a larger image.") from None
-        while len(_GRABCUT_CACHE) > 16:
-            _GRABCUT_CACHE.popitem(last=False)
     return _GRABCUT_CACHE[key]
+
+
+def move_checkpoint() -> Path:
+    """The MOVE the tab uses: ``$WORKBENCH_MOVE_CHECKPOINT`` when set, else the shipped bundle."""
+    return Path(os.environ.get(CHECKPOINT_ENV) or SHIPPED_MOVE).expanduser()
+
+
+_METHODS: OrderedDict[tuple, Any] = OrderedDict()  # loaded MOVEs and official-MAE inpainters
+
+
+def _move_key() -> tuple[str, str]:
+    """The cache key of the MOVE in use (its path), also a part of the keys of what it computed."""
+    return ("move", str(move_checkpoint().resolve()))
+
+
+def _move_method():
+    """The loaded MOVE of :func:`move_checkpoint` (cached); gr.Error when it cannot be loaded."""
+    path = move_checkpoint()
+    key = _move_key()
+    if key not in _METHODS:
+        try:
+            method = load_move(path)
+        except (OSError, ValueError) as error:  # missing files, CheckpointError, a config of another method
+            raise gr.Error(f"The MOVE checkpoint cannot be loaded: {error}") from None
+        _remember(_METHODS, key, method, size=3)
+    return _METHODS[key]
+
+
+def inpainter_choices() -> list[str]:
+    """The checkpoint's own MAE, then the official MAEs whose weights are in the weights folder."""
+    return [OWN_MAE, *(label for label, (file, *_) in OFFICIAL_MAES.items() if find_weights(file) is not None)]
+
+
+def _inpainter(label: str):
+    """The MOVE whose :meth:`compose` makes the MAE pictures for inpainter ``label`` (cached)."""
+    if label == OWN_MAE:
+        return _move_method()
+    if label not in OFFICIAL_MAES:
+        raise gr.Error(f"Unknown inpainter {label!r}; choose one of: {', '.join(inpainter_choices())}.")
+    file, arch, size, mode = OFFICIAL_MAES[label]
+    found = find_weights(file)
+    if found is None:
+        raise gr.Error(f"{file} is not in {weights_dir()} (or $WORKBENCH_WEIGHTS); put the official MAE "
+                       "weights there, see the README's MOVE section.")
+    key = ("official", str(found), arch, size, mode)
+    if key not in _METHODS:
+        _remember(_METHODS, key, mx.mae_inpainter(found, arch=arch, size=size, inpainter=mode), size=3)
+    return _METHODS[key]
+
+
+_MOVE_MASKS: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+
+def _move_mask(image: np.ndarray) -> np.ndarray:
+    """MOVE's predicted mask of the image (soft > 0.5), bool (H, W); cached by checkpoint and image."""
+    method = _move_method()
+    key = (_move_key(), _key(image))
+    if key not in _MOVE_MASKS:
+        _remember(_MOVE_MASKS, key, mx.predict_mask(method, image) > 0.5)
+    return _MOVE_MASKS[key]
 
 
 def _brush_mask(editor: Any, shape: tuple[int, int]) -> np.ndarray | None:
@@ -128,6 +219,27 @@ def editor_value(source: str, preset: str, index: float, photo: str, upload: str
     return {"background": _to_uint8(image), "layers": [], "composite": None}
 
 
+def chosen_mask(image: np.ndarray, true_mask: np.ndarray | None, mask_source: str, brush: Any, perturb: str,
+                k: float) -> np.ndarray:
+    """The mask of ``mask_source`` for the image, perturbed (exact, dilated or eroded by k px): bool (H, W)."""
+    if mask_source == "Ground truth":
+        if true_mask is None:
+            raise gr.Error("Only synthetic scenes have a ground-truth mask. Choose GrabCut, MOVE or Brush for "
+                           "photos and uploads.")
+        mask = true_mask
+    elif mask_source == "GrabCut":
+        mask = _grabcut_mask(image)
+    elif mask_source == "MOVE":
+        mask = _move_mask(image)
+    elif mask_source == "Brush":
+        mask = _brush_mask(brush, image.shape[:2])
+        if mask is None:
+            raise gr.Error("Paint over the object in the brush editor first (then the mask follows your strokes).")
+    else:
+        raise gr.Error(f"Unknown mask source {mask_source!r}; choose one of {', '.join(MASK_SOURCES)}.")
+    return perturb_mask(mask, mode=perturb, k=int(k))
+
+
 def explore(
     source: str,
     preset: str,
@@ -142,26 +254,13 @@ def explore(
     dx: float,
     radius: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    """Run :func:`shift_scene` on the chosen image and mask.
+    """Run :func:`shift_scene` (OpenCV Telea inpainting) on the chosen image and mask.
 
     Returns uint8 images (mask overlay, background b̂, composite x̂_δ, copy-paste x̃_δ,
     difference |x̂_δ − x̂_0|) and a Markdown summary.
     """
     image, true_mask = load_source(source, preset, index, photo, upload)
-    if mask_source == "Ground truth":
-        if true_mask is None:
-            raise gr.Error("Only synthetic scenes have a ground-truth mask. Choose GrabCut or Brush for photos and uploads.")
-        mask = true_mask
-    elif mask_source == "GrabCut":
-        mask = _grabcut_mask(image)
-    elif mask_source == "Brush":
-        mask = _brush_mask(brush, image.shape[:2])
-        if mask is None:
-            raise gr.Error("Paint over the object in the brush editor first (then the mask follows your strokes).")
-    else:
-        raise gr.Error(f"Unknown mask source {mask_source!r}; choose one of {', '.join(MASK_SOURCES)}.")
-
-    mask = perturb_mask(mask, mode=perturb, k=int(k))
+    mask = chosen_mask(image, true_mask, mask_source, brush, perturb, k)
     result = shift_scene(image, mask, dy=int(dy), dx=int(dx), inpaint_radius=int(radius))
 
     lines = [
@@ -176,8 +275,97 @@ def explore(
             f"**Shift error** against the truly moved object: **{error:.4f}** "
             "(mean |x̂_δ − truth| where the truth is known; 0 for a correct mask)"
         )
+        if mask_source != "Ground truth":
+            union = (mask | true_mask).sum()
+            iou = (mask & true_mask).sum() / union if union else 1.0
+            lines.append(f"**IoU** of this mask with the ground truth: {iou:.3f}")
     views = (overlay(image, mask), result.background, result.composite, result.copy_paste, result.difference)
     return (*(_to_uint8(view) for view in views), "\n\n".join(lines))
+
+
+_CURVES: OrderedDict[tuple, pd.DataFrame] = OrderedDict()  # a slider move recomputes only the other axis' curve
+
+
+def _score_curve(method: Any, image: np.ndarray, mask: np.ndarray, *, axis: str, held: float) -> pd.DataFrame:
+    """D(x̂_δ) along ``axis`` with the other shift held (image px), cached per model-pixel shift."""
+    h, w = image.shape[:2]
+    held_model = mx.model_shift(held, held, shape=(h, w), size=method.config.size)[1 if axis == "dy" else 0]
+    key = (_move_key(), _key(image), _key(mask), axis, held_model)
+    if key not in _CURVES:
+        _remember(_CURVES, key, mx.score_curve(method, image, mask, axis=axis, held=held, max_shift=MAX_SHIFT,
+                                                      points=CURVE_POINTS))
+    return _CURVES[key]
+
+
+def score_plot(curves: pd.DataFrame, *, dy: float, dx: float, scores: dict[str, float],
+               trained: tuple[float, float]) -> Figure:
+    """D(x̂_δ) against the shift along dx and along dy (image px); dots at the current (snapped) shift
+    (dy, dx), whose score is ``scores["shifted"]``; the shifts seen in training, ``trained`` (dy, dx), shaded."""
+    figure = Figure(figsize=(4.4, 3.3), dpi=100, layout="constrained")
+    ax = figure.add_subplot()
+    ax.axvspan(-max(trained), max(trained), color="0.92", zorder=0, label="shifts seen in training")
+    ax.axhline(0, color="0.6", linewidth=0.8)
+    for axis, now, colour in (("dx", dx, "tab:blue"), ("dy", dy, "tab:orange")):
+        curve = curves[curves["axis"] == axis]
+        held = f"dy = {dy:g}" if axis == "dx" else f"dx = {dx:g}"
+        ax.plot(curve["shift"], curve["score"], color=colour, linewidth=1.5, label=f"along {axis} ({held})")
+        ax.plot([now], [scores["shifted"]], "o", color=colour, markersize=6)
+    ax.axhline(scores["real"], color="tab:green", linestyle=":", linewidth=1.2, label="D of the image itself")
+    ax.set_xlabel("shift (image pixels)", fontsize=8)
+    ax.set_ylabel(r"$D(\hat{x}_\delta)$ (logit)", fontsize=8)
+    figure.legend(fontsize=7, loc="outside lower center", ncols=2, frameon=False)
+    ax.tick_params(labelsize=8)
+    return figure
+
+
+def move_explore(
+    source: str,
+    preset: str,
+    index: float,
+    photo: str,
+    upload: str | None,
+    mask_source: str,
+    brush: Any,
+    perturb: str,
+    k: float,
+    dy: float,
+    dx: float,
+    inpainter: str = OWN_MAE,
+) -> tuple[np.ndarray | None, np.ndarray | None, Figure | None, str]:
+    """The same image, mask and shift through the MOVE checkpoint: MAE inpainting, composite, D's score.
+
+    Returns uint8 images (the MAE-inpainted background b̂ and the composite x̂_δ, at the image's
+    size; from ``inpainter``), a plot of D(x̂_δ) along both sliders' axes (the checkpoint's own
+    composites, the ones D was trained on) and a Markdown summary. Without a usable checkpoint
+    the images and plot are ``None`` and the summary says why.
+    """
+    image, true_mask = load_source(source, preset, index, photo, upload)
+    mask = chosen_mask(image, true_mask, mask_source, brush, perturb, k)
+    try:
+        method = _move_method()
+    except gr.Error as error:
+        return None, None, None, f"**No MOVE here.** {error.message}"
+    composer = _inpainter(inpainter)
+    views = mx.compose_views(composer, image, mask, dy=dy, dx=dx)
+    scores = mx.verdicts(method, image, mask, dy=dy, dx=dx)
+    curves = pd.concat([_score_curve(method, image, mask, axis="dx", held=dy),
+                        _score_curve(method, image, mask, axis="dy", held=dx)], ignore_index=True)
+    size = method.config.size
+    h, w = image.shape[:2]
+    reach = (method.config.max_shift * h, method.config.max_shift * w)  # Δ·side, in image pixels
+    mdy, mdx = mx.model_shift(dy, dx, shape=(h, w), size=size)
+    lines = [
+        f"**D(x̂_δ) = {scores['shifted']:+.3f}** at (dy, dx) = ({int(dy)}, {int(dx)}) px "
+        f"(({mdy}, {mdx}) px at MOVE's {size}×{size}) · unshifted composite D(x̂₀) = {scores['composed']:+.3f} · "
+        f"copy-paste {scores['copy_paste']:+.3f} · the image itself {scores['real']:+.3f}",
+        "D was trained with the hinge loss (eq. 5.5): ≥ +1 looks real to it, ≤ −1 looks shifted. "
+        f"MOVE saw shifts up to ±{method.config.max_shift * size:.0f} px at {size} px "
+        f"(±{reach[1]:.0f} px here, the shaded band).",
+        f"Pictures: {inpainter}" + (f", {views.size}×{views.size} px, shown at the image's size." if
+                                    views.size != max(h, w) else "."),
+    ]
+    plot = score_plot(curves, dy=mdy * h / size, dx=mdx * w / size, scores=scores, trained=reach)
+    return _to_uint8(views.background), _to_uint8(views.shifted), plot, "\n\n".join(lines)
 
 
 def source_visibility(source: str) -> tuple[Any, Any, Any, Any]:
@@ -205,14 +393,18 @@ DEFAULTS: dict[str, Any] = dict(  # the tab's first state; explore(**DEFAULTS) f
 
 
 def build() -> None:
-    """Create the widgets and wire them to :func:`explore` (api_name ``shift_explorer``)."""
+    """Create the widgets and wire them to :func:`explore` (api_name ``shift_explorer``) and, once it
+    succeeds, to :func:`move_explore` (api_name ``move_explorer``)."""
     d = DEFAULTS
     first = explore(**d)
+    inpainters = inpainter_choices()
+    first_move = move_explore(**{key: value for key, value in d.items() if key != "radius"}, inpainter=inpainters[0])
     gr.Markdown(
-        "Cut an object out with a mask, fill the hole (OpenCV Telea inpainting of the mask and its "
-        "shifted copy), and paste the object back a few pixels away. **A correct mask gives a "
+        "Cut an object out with a mask, fill the hole (OpenCV Telea inpainting, or MOVE's MAE, of the mask and "
+        "its shifted copy), and paste the object back a few pixels away. **A correct mask gives a "
         "realistic picture; a dilated one drags background texture along, an eroded one leaves a "
-        "ghost of the object's rim in the background and duplicates in the copy-paste.**"
+        "ghost of the object's rim in the background and duplicates in the copy-paste.** MOVE's "
+        "discriminator D, trained to spot shifted composites (chapter 5), scores each picture."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -221,7 +413,8 @@ def build() -> None:
             index = gr.Number(value=d["index"], precision=0, minimum=0, label="Scene index")
             photo = gr.Dropdown(list(SAMPLE_PHOTOS), value=d["photo"], label="Sample photo", visible=False)
             upload = gr.File(label="Upload an image", type="filepath", visible=False)
-            mask_source = gr.Radio(list(MASK_SOURCES), value=d["mask_source"], label="Mask")
+            mask_source = gr.Radio(list(MASK_SOURCES), value=d["mask_source"], label="Mask",
+                                   info="MOVE: the mask predicted by the MOVE checkpoint")
             with gr.Accordion("Brush (for the Brush mask)", open=False) as brush_box:
                 brush = gr.ImageEditor(
                     value=editor_value(d["source"], d["preset"], d["index"], d["photo"], d["upload"]),
@@ -241,19 +434,32 @@ def build() -> None:
             dy = gr.Slider(-MAX_SHIFT, MAX_SHIFT, value=d["dy"], step=1, label="dy (pixels, + moves down)",
                            elem_id="shift-dy")
             radius = gr.Slider(1, 15, value=d["radius"], step=1, label="Telea inpainting radius (pixels)")
+            inpainter = gr.Radio(inpainters, value=inpainters[0], label="MAE inpainter (MOVE pictures)",
+                                 info=f"official MAEs appear here when their weights are in {weights_dir()}",
+                                 elem_id="shift-inpainter")
         with gr.Column(scale=2):
             summary = gr.Markdown(first[5], elem_id="shift-summary")
             with gr.Row():
-                mask_view = _view(first[0], "Image and mask", "shift-mask", height=250)
-                background = _view(first[1], "Inpainted background b̂", "shift-background", height=250)
-                difference = _view(first[4], "Difference |x̂_δ − x̂_0|", "shift-difference", height=250)
+                mask_view = _view(first[0], "Image and mask", "shift-mask", height=240)
+                background = _view(first[1], "Background b̂: OpenCV Telea", "shift-background", height=240)
+                mae_background = _view(first_move[0], "Background b̂: MAE (MOVE)", "shift-mae-background", height=240)
             with gr.Row():
-                composite = _view(first[2], "Shifted composite x̂_δ (eq. 5.3)", "shift-composite", height=360)
-                copy = _view(first[3], "Copy-paste x̃_δ", "shift-copy-paste", height=360)
+                composite = _view(first[2], "Shifted composite x̂_δ (eq. 5.3): Telea", "shift-composite", height=300)
+                mae_composite = _view(first_move[1], "Shifted composite x̂_δ: MAE (MOVE)", "shift-mae-composite",
+                                      height=300)
+            with gr.Row():
+                copy = _view(first[3], "Copy-paste x̃_δ", "shift-copy-paste", height=240, scale=2)
+                difference = _view(first[4], "Difference |x̂_δ − x̂_0| (Telea)", "shift-difference", height=240,
+                                   scale=2)
+                plot = gr.Plot(first_move[2], label="MOVE's discriminator D(x̂_δ) vs shift",
+                               elem_id="shift-score-plot", format="png", scale=3)
+            move_summary = gr.Markdown(first_move[3], elem_id="shift-move-summary")
 
     sources = [source, preset, index, photo, upload]
     inputs = [*sources, mask_source, brush, perturb, k, dy, dx, radius]
     outputs = [mask_view, background, composite, copy, difference, summary]
+    move_inputs = [*sources, mask_source, brush, perturb, k, dy, dx, inpainter]
+    move_outputs = [mae_background, mae_composite, plot, move_summary]
     changes = [w.change for w in sources]
     source.change(source_visibility, inputs=source, outputs=[preset, index, photo, upload], api_visibility="private")
     gr.on(changes, editor_value, inputs=sources, outputs=brush, api_visibility="private")
@@ -265,10 +471,12 @@ def build() -> None:
         outputs=outputs,
         api_name="shift_explorer",
         trigger_mode="always_last",
-    )
+    ).success(move_explore, inputs=move_inputs, outputs=move_outputs, api_name="move_explorer")
+    inpainter.change(move_explore, inputs=move_inputs, outputs=move_outputs, api_visibility="private",
+                     trigger_mode="always_last")
 
 
-def _view(value: np.ndarray, label: str, elem_id: str, *, height: int) -> gr.Image:
+def _view(value: np.ndarray | None, label: str, elem_id: str, *, height: int, scale: int | None = None) -> gr.Image:
     """An output image, drawn with sharp pixels (the app's ``pixelated`` class)."""
     return gr.Image(value=value, label=label, format="png", interactive=False, elem_id=elem_id, height=height,
-                    buttons=["download"], elem_classes=["pixelated"])
+                    buttons=["download"], elem_classes=["pixelated"], scale=scale)

@@ -390,11 +390,14 @@ class MOVE(Method):
         real, fake = self.discriminator_set_names()
         return [images[k] for k in real], [images[k] for k in fake]
 
-    def critic(self, images: torch.Tensor, *, discriminator: nn.Module | None = None) -> torch.Tensor:
-        """D's logits (B,) for images in [0, 1], after colour DiffAugment (and the frozen pyramid when projected)."""
+    def critic(self, images: torch.Tensor, *, discriminator: nn.Module | None = None, augment: bool = True) -> torch.Tensor:
+        """D's logits (B,) for images in [0, 1], after colour DiffAugment (and the frozen pyramid when projected).
+
+        ``augment=False`` skips the random augmentation (repeatable scores, e.g. in the app).
+        """
         D = self.discriminator if discriminator is None else discriminator
         with self.autocast():
-            x = self.augment(images)
+            x = self.augment(images) if augment else images
             if self.disc_features is not None:
                 x = self.disc_features(x)
             return D(x).float()
