@@ -71,21 +71,24 @@ def kde_log_density(query: torch.Tensor, anchors: torch.Tensor, *, kernel: Kerne
     return torch.logsumexp(log_k, dim=1) - math.log(count)  # (N,)
 
 
-def jacobian_penalty(phi_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, delta: float = 1e-3,
-                     phi_x: torch.Tensor | None = None) -> torch.Tensor:
+def jacobian_penalty(phi_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
+                     delta: float = 1e-3) -> torch.Tensor:
     """L_Jac of eq. (6.17): mean |‖φ̃(x + δΔx) - φ̃(x)‖₂/δ - 1| over the batch, Δx uniform on the unit sphere.
 
-    ``phi_fn`` maps images (B, ...) to the *unnormalised* features φ̃ (B, K); ``phi_x`` = φ̃(x) when the
-    caller already has it (saves a pass). A finite-difference estimate of the Jacobian's norm along
-    a random direction, pushed towards 1 (volume preservation around the data). Eq. (6.17) sums over
-    S_r ∪ S_g and divides by |S_r|; this is the mean over the batch passed in (half of that for
-    equal real and fake batches; the weight λ∇ absorbs the factor). With fewer features K than
-    input dimensions d, even a map with orthonormal rows scores about 1 - √(K/d), not 0.
+    ``phi_fn`` maps images (B, ...) to the *unnormalised* features φ̃ (B, K), with no layer that
+    mixes samples (no batch norm). A finite-difference estimate of the Jacobian's norm along a
+    random direction, pushed towards 1 (volume preservation around the data). x and x + δΔx go
+    through ``phi_fn`` in *one* pass: a spectral-norm network runs a power iteration per pass in
+    training mode, and dividing the change of weights between two passes by δ would swamp the
+    finite difference. Eq. (6.17) sums over S_r ∪ S_g and divides by |S_r|; this is the mean over
+    the batch passed in (half of that for equal real and fake batches; λ∇ absorbs the factor). With
+    fewer features K than input dimensions d, even a map with orthonormal rows scores about
+    1 - √(K/d), not 0.
     """
     direction = torch.randn_like(x)  # (B, ...)
     direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-    phi_x = phi_fn(x) if phi_x is None else phi_x  # (B, K)
-    stretch = (phi_fn(x + delta * direction) - phi_x).norm(dim=1) / delta  # (B,)
+    phi = phi_fn(torch.cat([x, x + delta * direction]))  # (2B, K)
+    stretch = (phi[x.shape[0]:] - phi[: x.shape[0]]).norm(dim=1) / delta  # (B,)
     return (stretch - 1).abs().mean()
 
 

@@ -274,8 +274,7 @@ class KDDGAN(Method):
         jacobian = None
         if self.config.jac_weight > 0:
             jacobian = jacobian_penalty(self.module("discriminator").features, torch.cat([x_real, x_fake]),
-                                        delta=self.config.jac_delta,
-                                        phi_x=torch.cat([real_out.features, fake_out.features]))
+                                        delta=self.config.jac_delta)
         loss, stats = self.objective.discriminator(real_out, fake_out, real_anchors=real_anchors,
                                                    fake_anchors=fake_anchors, jacobian=jacobian)
         self.opt_d.zero_grad(set_to_none=True)
