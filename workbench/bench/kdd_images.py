@@ -115,7 +115,12 @@ def kdd_images_bench(args: argparse.Namespace) -> BenchResult:
     config = trained["hinge"].config
 
     t0 = time.perf_counter()
-    real = build_dataset(args.dataset, size=config.resolution, split="test", n=n_eval, seed=args.seed)
+    synthetic = args.dataset.strip().lower().startswith("synthetic")  # scenes are drawn: any n exists
+    real = build_dataset(args.dataset, size=config.resolution, split="test", seed=args.seed,
+                         n=n_eval if synthetic else None)
+    if len(real) > n_eval:  # a seeded random subset: folders list files in order (classes: one class after another)
+        pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(args.seed))[:n_eval]
+        real = torch.utils.data.Subset(real, pick.tolist())
     real_features, _ = network.extract(real_images(real), what="real images")
     scores = {}
     for loss, method in trained.items():
@@ -145,6 +150,8 @@ def kdd_images_bench(args: argparse.Namespace) -> BenchResult:
              f"features: {network.kind}" + ("" if network.is_inception else
                                             " — not Inception: these are not FID/KID values comparable to papers, "
                                             "only to each other; put the Inception weights file in place for FID"),
+             *([] if synthetic else ["folders without a test split (folder:, classes:) are used whole, so the real "
+                                     "images may include the training images (a seeded random subset)"]),
              "lower FID/KID is better; density measures fidelity (≈1 when fakes sit where reals do) and coverage "
              "diversity (share of real neighbourhoods hit); few images bias FID upwards"]
     return BenchResult(name="kdd-images", table=pd.DataFrame(rows), metrics=metrics, notes=notes)
