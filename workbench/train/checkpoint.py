@@ -274,8 +274,6 @@ def load_method(path: str | Path, *, device: str | torch.device = "cpu", method:
     For notebooks, apps and evaluation: ``load_method("runs/dcgan/x").sample()``.
     """
     from workbench.methods import METHODS
-    from workbench.train.device import pick_device
-    from workbench.train.ema import ema_copy
 
     checkpoint = read_checkpoint(path, method=method)
     if checkpoint.method not in METHODS:
@@ -283,6 +281,18 @@ def load_method(path: str | Path, *, device: str | torch.device = "cpu", method:
                               f"which this workbench does not have ({', '.join(sorted(METHODS))})")
     cls = METHODS[checkpoint.method]
     config = config_from_dict(cls.Config, checkpoint.config, source=f"{checkpoint.path}/{CONFIG_FILE}")
+    return method_from_checkpoint(checkpoint, cls, config, device=device)
+
+
+def method_from_checkpoint(checkpoint: Checkpoint, cls: type["Method"], config: Any, *,
+                           device: str | torch.device = "cpu") -> "Method":
+    """``cls(config)`` with the checkpoint's weights, EMA copies, step and extra state, in evaluation mode.
+
+    ``config`` is the checkpoint's config, possibly adjusted by the caller (e.g. a path resolved).
+    """
+    from workbench.train.device import pick_device
+    from workbench.train.ema import ema_copy
+
     instance = cls(config, device=pick_device(device))
     ema_names = {k.split(".", 1)[0] for k in checkpoint.tensors(EMA_FILE)}
     instance.ema = {name: ema_copy(instance.module(name)) for name in instance.ema_betas if name in ema_names}

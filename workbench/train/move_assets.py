@@ -104,10 +104,8 @@ def load_move(path: str | Path = SHIPPED_MOVE, *, device: str | torch.device = "
     :class:`~workbench.train.checkpoint.CheckpointError` (not a MOVE checkpoint, damaged files).
     """
     from workbench.methods.move import MOVE
-    from workbench.train.checkpoint import CONFIG_FILE, EMA_FILE, load_method_weights, read_checkpoint
+    from workbench.train.checkpoint import CONFIG_FILE, method_from_checkpoint, read_checkpoint
     from workbench.train.config import config_from_dict
-    from workbench.train.device import pick_device
-    from workbench.train.ema import ema_copy
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -117,13 +115,7 @@ def load_move(path: str | Path = SHIPPED_MOVE, *, device: str | torch.device = "
     config = config_from_dict(MOVE.Config, checkpoint.config, source=f"{checkpoint.path}/{CONFIG_FILE}")
     if config.mae_run is not None:
         config = replace(config, mae_run=str(resolve_mae_run(config.mae_run, checkpoint=checkpoint.path)))
-    method = MOVE(config, device=pick_device(device))
-    ema_names = {k.split(".", 1)[0] for k in checkpoint.tensors(EMA_FILE)}
-    method.ema = {name: ema_copy(method.module(name)) for name in method.ema_betas if name in ema_names}
-    load_method_weights(method, checkpoint)
-    method.step = int(checkpoint.state.get("step", 0))
-    method.load_extra_state(checkpoint.state.get("method_state", {}))
-    return method.eval()
+    return method_from_checkpoint(checkpoint, MOVE, config, device=device)
 
 
 def export_move_bundle(*, move_run: str | Path, mae_run: str | Path | None = None, out: str | Path,
