@@ -139,6 +139,7 @@ class Method:
         self.step = 0  # finished iterations; the trainer keeps it current
         self.ema_betas: dict[str, float] = {}  # module name -> EMA decay; the trainer keeps the averages
         self.ema: dict[str, nn.Module] = {}  # the averaged copies, filled by the trainer or a checkpoint
+        self._first_images: torch.Tensor | None = None  # cache of first_images()
 
     # the protocol
 
@@ -179,6 +180,16 @@ class Method:
     def averaged(self, name: str) -> nn.Module:
         """The EMA of module ``name`` when there is one, else the module itself."""
         return self.ema[name] if name in self.ema else self.module(name)
+
+    def first_images(self, n: int) -> torch.Tensor:
+        """The first ``n`` images of :meth:`build_dataset` (fewer if it is shorter), (N, 3, H, W) on the device.
+
+        Read once and kept: the fixed inputs of a sample grid.
+        """
+        if self._first_images is None:
+            dataset = self.build_dataset()
+            self._first_images = torch.stack([dataset[i]["image"] for i in range(min(n, len(dataset)))])
+        return self._first_images.to(self.device)
 
     def train(self, mode: bool = True) -> "Method":
         """Put the saved modules in training (or evaluation) mode."""

@@ -179,7 +179,6 @@ class MOVE(Method):
         self.hinge = Hinge()
         self.augment = DiffAugment(policy=("color",))
         self.ema_betas = {"head": c.ema_beta} if c.ema_beta > 0 else {}
-        self._sample_batch: torch.Tensor | None = None
         self._bf16 = c.autocast_bf16 and self.device.type == "cuda"
         if c.autocast_bf16 and not self._bf16:
             warnings.warn(f"autocast_bf16 needs a CUDA device; ignored on {self.device.type}", stacklevel=2)
@@ -497,11 +496,7 @@ class MOVE(Method):
         Fixed images (the first ``samples`` of the dataset) and fixed shifts (drawn from ``seed``).
         """
         c = self.config
-        if self._sample_batch is None:
-            dataset = self.build_dataset()
-            n = min(c.samples, len(dataset))
-            self._sample_batch = torch.stack([dataset[i]["image"] for i in range(n)])
-        x = self._sample_batch.to(self.device)  # (N, 3, S, S)
+        x = self.first_images(c.samples)  # (N, 3, S, S)
         g = torch.Generator().manual_seed(c.seed)
         offset = random_offsets(x.shape[0], max_shift=c.max_shift, size=c.size, generator=g, device=self.device)
         mask = self.predict(x)

@@ -126,7 +126,6 @@ class SelfMask(Method):
         self.opt = torch.optim.AdamW(self.head.parameters(), lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
         self.jitter = DiffAugment(policy=("color",))
         self.ema_betas = {"head": c.ema_beta} if c.ema_beta > 0 else {}
-        self._sample_batch: torch.Tensor | None = None
 
     def load_teacher(self):
         """The trained MOVE of ``move_checkpoint``, in evaluation mode, on this method's device."""
@@ -208,11 +207,6 @@ class SelfMask(Method):
     @torch.no_grad()
     def sample(self) -> torch.Tensor:
         """One image (1, 3, H', W'): a column per sample image, rows x, MOVE's pseudo-mask, this head's mask."""
-        c = self.config
-        if self._sample_batch is None:
-            dataset = self.build_dataset()
-            n = min(c.samples, len(dataset))
-            self._sample_batch = torch.stack([dataset[i]["image"] for i in range(n)])
-        x = self._sample_batch.to(self.device)  # (N, 3, S, S)
+        x = self.first_images(self.config.samples)  # (N, 3, S, S)
         rows = [x, self.pseudo_masks(x).expand(-1, 3, -1, -1), self.predict(x).expand(-1, 3, -1, -1)]
         return tile_rows(rows)
