@@ -17,17 +17,9 @@ from apps.tabs import hinge_vs_kdd as hk
 from workbench.methods import kdd_2d
 
 FAST = {**hk.DEFAULTS, "n": 120, "steps": 30}  # small clouds, few steps: fast and still telling
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 # helpers
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids OpenMP hand-offs that dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _traces(figure, loss: str, role: str) -> list:

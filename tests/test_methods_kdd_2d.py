@@ -11,16 +11,7 @@ from workbench.methods.kdd_2d import (LOSSES, PRESETS, Discriminator2D, GAN2DCon
                                       fit_linear_classifier, gradient_field, grid_mixture, mode_coverage,
                                       ring_mixture, train_gan_2d)
 
-# helpers
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-offs that dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # figure 6.1
