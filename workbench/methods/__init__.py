@@ -9,9 +9,15 @@ from workbench.methods.dcgan import DCGAN, DCGANConfig
 from workbench.methods.kdd_gan import KDDGAN, KDDGANConfig
 from workbench.methods.mae import MAEPretraining
 from workbench.methods.move import MOVE, MOVEConfig
+from workbench.methods.oracle import OracleConfig, OracleUNet
+from workbench.methods.perturbgan import PerturbGAN, PerturbGANConfig
+from workbench.methods.perturbgan_encoder import PerturbEncoder, PerturbEncoderConfig
 from workbench.methods.selfmask import SelfMask, SelfMaskConfig
+from workbench.methods.stylegan import SingleOutputGAN
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DCGAN, KDDGAN, MAEPretraining, MOVE, SelfMask)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DCGAN, KDDGAN, MAEPretraining, MOVE, OracleUNet, PerturbEncoder, PerturbGAN,
+                                                               SelfMask, SingleOutputGAN)}
 
-__all__ = ["METHODS", "DCGAN", "DCGANConfig", "KDDGAN", "KDDGANConfig", "MAEPretraining", "MOVE", "MOVEConfig", "Method", "Phase", "SelfMask",
-           "SelfMaskConfig", "TrainConfig"]
+__all__ = ["METHODS", "DCGAN", "DCGANConfig", "KDDGAN", "KDDGANConfig", "MAEPretraining", "MOVE", "MOVEConfig", "Method", "OracleConfig",
+           "OracleUNet", "PerturbEncoder", "PerturbEncoderConfig", "PerturbGAN", "PerturbGANConfig", "Phase", "SelfMask",
+           "SelfMaskConfig", "SingleOutputGAN", "TrainConfig"]

@@ -1,0 +1,153 @@
+"""`python -m workbench bench perturbgan`: chapter 3 end to end, tables 3.1-3.3 on synthetic scenes.
+
+One run trains (or loads) four things and scores them:
+
+1. the **oracle**, a supervised U-Net on the scenes' true masks (``oracle-unet``): the proxy
+   ground truth of generated composites, as Mask R-CNN was in the thesis;
+2. the **PerturbGAN** of ``--preset`` with table 3.1's ``--ablation``;
+3. its **encoder** (section 3.2.3), trained on the training split;
+4. the **feature network** of FID/KID: Inception from a local file, else the encoder of the
+   workbench MAE shipped in ``assets/move-small/mae`` (or ``--mae-run``), labelled as such.
+
+Reported: the generated-mask IoU against the oracle on detected composites with the full-mask
+reference IoU and the detected count (table 3.1), FID/KID of the composites (table 3.2), and the
+encoder's masks on the test split beside GrabCut and the full mask (table 3.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from workbench.bench import BenchResult, register
+
+# helpers
+
+N_GENERATED = {"paper": 10_000, "small": 1000, "smoke": 16}  # composites scored against the oracle (table 3.1)
+N_REAL = {"paper": 1000, "small": 200, "smoke": 4}  # test images for the encoder and the baselines (table 3.3)
+N_QUALITY = {"paper": 10_000, "small": 1000, "smoke": 8}  # images per side for FID/KID (table 3.2)
+SHIPPED_MAE = Path(__file__).resolve().parents[2] / "assets" / "move-small" / "mae"
+
+
+def train(method, out: Path):
+    """Train ``method`` with the shared trainer into ``out``; return it in evaluation mode."""
+    from workbench.train.trainer import Trainer
+
+    Trainer(method, out_dir=out, progress=True, tensorboard=False).fit()
+    return method.eval()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from workbench.methods.perturbgan import ABLATIONS
+
+    parser.add_argument("--ablation", choices=list(ABLATIONS), default="default", help="a setting of table 3.1")
+    parser.add_argument("--steps", type=int, default=None, help="GAN iterations (default: the preset's)")
+    parser.add_argument("--gan", type=Path, default=None, help="score this trained perturbgan run instead of training one")
+    parser.add_argument("--oracle", type=Path, default=None, help="a trained oracle-unet run (default: train one here)")
+    parser.add_argument("--features", choices=("auto", "inception", "mae"), default="auto",
+                        help="FID/KID network: auto = Inception if its file is here, else the MAE")
+    parser.add_argument("--inception-weights", type=Path, default=None)
+    parser.add_argument("--mae-run", type=Path, default=None,
+                        help=f"MAE features from this `train mae` run (default: {SHIPPED_MAE.relative_to(SHIPPED_MAE.parents[2])})")
+    parser.add_argument("--chunks", action="store_true", help="also score the thesis' per-chunk encoders (slow)")
+    parser.add_argument("--runs", type=Path, default=None, help="folder of the trained runs (default: runs/bench/perturbgan/...)")
+
+
+@register("perturbgan", help="PerturbGAN (ch. 3): generated-mask IoU vs an oracle, FID/KID, encoder IoU vs GrabCut",
+          add_arguments=add_arguments)
+def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
+    from workbench.data import build_dataset
+    from workbench.eval.gan_metrics import build_feature_network, image_quality
+    from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
+    from workbench.methods.oracle import OracleUNet, evaluate_oracle
+    from workbench.methods.oracle import PRESETS as ORACLE_PRESETS
+    from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
+    from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
+    from workbench.methods.perturbgan_encoder import PerturbEncoder
+    from workbench.train.checkpoint import load_method
+    from workbench.train.device import pick_device, seed_everything
+
+    start = time.perf_counter()
+    device = pick_device(args.device)
+    runs = args.runs or Path("runs/bench/perturbgan") / f"{args.preset}-{args.ablation}-{time.strftime('%Y%m%d-%H%M%S')}"
+    minutes: dict[str, float] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        minutes[name] = (time.perf_counter() - t0) / 60
+        return out
+
+    # the GAN's config first: the oracle must see the same scenes at the same resolution
+    if args.gan is not None:
+        gan = load_method(args.gan, device=device, method="perturbgan")
+    else:
+        config = apply_ablation(replace(PRESETS[args.preset], seed=args.seed), args.ablation)
+        if args.steps is not None:
+            config = replace(config, steps=args.steps)
+        seed_everything(config.seed)
+        gan = PerturbGAN(config, device=device)
+    c = gan.config
+    if not c.dataset.startswith("synthetic"):
+        raise ValueError(f"the bench needs synthetic scenes (true masks for the oracle), not {c.dataset!r}")
+
+    # feature network before training, so that a missing file stops the bench early
+    mae_run = args.mae_run or (SHIPPED_MAE if args.features != "inception" and args.inception_weights is None else None)
+    network = build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
+                                    mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
+
+    if args.oracle is not None:
+        oracle = load_method(args.oracle, device=device, method="oracle-unet")
+    else:
+        oracle_config = replace(ORACLE_PRESETS["paper" if args.preset == "paper" else args.preset],
+                                dataset=c.dataset, resolution=c.resolution, seed=args.seed)
+        oracle = timed("oracle", lambda: train(OracleUNet(oracle_config, device=device), runs / "oracle"))
+    oracle_iou = evaluate_oracle(oracle, n=N_REAL[args.preset])["iou"]
+
+    if args.gan is None:
+        gan = timed("gan", lambda: train(gan, runs / "gan"))
+    generated = timed("generated masks", lambda: generated_mask_scores(gan, oracle, n=N_GENERATED[args.preset],
+                                                                        seed=args.seed))
+
+    encoder_config = replace(ENCODER_PRESETS["paper" if args.preset == "paper" else args.preset], seed=args.seed)
+    encoder = timed("encoder", lambda: train(PerturbEncoder(encoder_config, device=device, gan=gan), runs / "encoder"))
+    test = build_dataset(c.dataset, size=c.resolution, split="test", seed=args.seed)
+    real = timed("real images", lambda: real_image_scores(encoder, test, n=N_REAL[args.preset], chunks=args.chunks))
+    iou = dict(zip(real["method"], real["iou"]))
+
+    n_quality = N_QUALITY[args.preset]
+    reals = torch.stack([test[i]["image"] for i in range(min(n_quality, len(test)))])
+    quality = timed("quality", lambda: image_quality(reals, generated_composites(gan, n_quality, seed=args.seed),
+                                                     network=network, inception_score=False))
+    total = (time.perf_counter() - start) / 60
+
+    fid, kid = quality["fid_label"], quality["kid_label"]
+    rows = [
+        ("3.1", "generated-mask IoU vs oracle (detected)", generated["gen_mask_iou"]),
+        ("3.1", "full-mask reference IoU (detected)", generated["full_mask_ref_iou"]),
+        ("3.1", f"detected (of {generated['n']})", generated["detected"]),
+        ("3.1", "generated-mask IoU vs oracle (all)", generated["gen_mask_iou_all"]),
+        ("3.1", "mean generated mask area", generated["gen_mask_area"]),
+        ("3.2", fid, quality["fid"]),
+        ("3.2", f"{kid} ×10³", 1e3 * quality["kid_mean"]),
+        *[("3.3", f"{name} IoU (test split)", value) for name, value in iou.items()],
+        ("-", "oracle IoU on the test split (its own accuracy)", oracle_iou),
+    ]
+    table = pd.DataFrame(rows, columns=["table", "measure", "value"])
+    metrics = {"gen_mask_iou": generated["gen_mask_iou"], "full_mask_ref_iou": generated["full_mask_ref_iou"],
+               "detected": generated["detected"], "encoder_iou": iou["encoder"], "grabcut_iou": iou.get("grabcut"),
+               "full_iou": iou.get("full"), "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
+               "oracle_iou": oracle_iou, "ablation": args.ablation, "minutes": total}
+    notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, ablation {args.ablation}, {c.steps} GAN steps, "
+             f"seed {args.seed}; runs in {runs}",
+             "minutes: " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()) + f"; total {total:.1f} on "
+             f"{torch.get_num_threads()} threads",
+             f"detected = the oracle's mask covers >= 1% of the composite; {generated['n']} composites",
+             f"features: {network.kind}" + ("" if network.is_inception else
+                                            " — not Inception: comparable between runs of this bench only")]
+    return BenchResult(name="perturbgan", table=table, metrics=metrics, notes=notes)

@@ -1,0 +1,314 @@
+"""The supervised U-Net "oracle": proxy ground truth for generated composites (thesis section 3.4.1).
+
+The thesis scores PerturbGAN's generated masks against Mask R-CNN run on the generated
+composites ("To obtain an approximated mask ground truth on generated composite images we run
+Mask R-CNN", section 3.4.1, table 3.1), with ``IoU = |m_gen ∩ m_pred| / |m_gen ∪ m_pred|`` at a
+0.5 threshold. The workbench has no pretrained detector, so a U-Net trained with full supervision
+on the synthetic scenes' *true* masks plays that part: it segments composites that look like the
+scenes, and the generator's own mask is scored against its prediction.
+
+Training (one phase per iteration):
+
+- **data**: the training split of ``dataset`` (a dataset with masks; synthetic scenes by default)
+  at ``resolution`` pixels, with random horizontal flips (p = 0.5) of image and mask together;
+- **network**: :class:`~workbench.nets.unet.UNet` on images in [0, 1], one output channel of logits;
+- **loss**: ``bce_weight · BCE(logits, g) + dice_weight · Dice(σ(logits), g)`` where BCE is the
+  mean binary cross-entropy with logits and the soft Dice loss is, per image, averaged over the batch,
+  ``1 − (2 Σ p·g + 1) / (Σ p + Σ g + 1)`` (the +1 keeps empty masks finite). BCE gives every pixel a
+  gradient; Dice balances small objects against the large background;
+- **optimiser**: Adam, ``lr`` until ``lr_late_from · steps`` iterations, then ``lr_late`` (the
+  thesis' chapter 4 schedule for its U-Net segmenter, section 4.3: 150K iterations at batch 64,
+  learning rate 0.001 lowered to 0.0002 after 75K; the ``paper`` preset);
+- **EMA**: the trainer keeps an average of the net (``ema_beta``); :meth:`OracleUNet.predict` uses it.
+
+The config's defaults are the ``small`` preset (32 px, synthetic:easy); ``paper`` trains at 128 px
+with a wider, deeper U-Net; ``smoke`` runs in seconds for tests.
+
+Besides the method: :func:`evaluate_oracle` (mean IoU and the other segmentation metrics on the
+test split) and :func:`load_or_train_oracle` (a checkpoint, or a fresh training run).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
+from workbench.nets.unet import NORMS, UPSAMPLINGS, UNet
+
+__all__ = ["OracleConfig", "OracleUNet", "evaluate_oracle", "load_or_train_oracle", "soft_dice_loss", "PRESETS"]
+
+# config
+
+
+@dataclass
+class OracleConfig(TrainConfig):
+    """Oracle U-Net options; the defaults are the ``small`` preset."""
+
+    dataset: str = "synthetic:easy"  # dataset spec for workbench.data.build_dataset (it must have masks)
+    resolution: int = 32  # image side in pixels (a multiple of 2**depth)
+    width: int = 16  # U-Net channels at full resolution; they double at each down-sampling
+    depth: int = 3  # U-Net down-samplings
+    max_width: int = 128  # cap on the U-Net channels
+    norm: Literal["batch", "instance", "group", "none"] = "batch"  # normalisation after every 3x3 conv
+    up: Literal["bilinear", "transposed"] = "bilinear"  # decoder up-sampling
+    flip: bool = True  # random horizontal flips (p = 0.5) of image and mask
+    bce_weight: float = 1.0  # weight of the binary cross-entropy with logits
+    dice_weight: float = 1.0  # weight of the soft Dice loss
+    lr: float = 3e-3  # Adam learning rate of the first part of training
+    lr_late: float = 1e-3  # Adam learning rate from lr_late_from * steps on
+    lr_late_from: float = 0.6  # fraction of the steps after which lr_late replaces lr
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam (β₁, β₂)
+    ema_beta: float = 0.98  # decay of the net's exponential moving average (0: no EMA)
+    samples: int = 8  # images (columns) in the sample grid
+    steps: int = 500
+    batch_size: int = 32
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 500
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.depth < 1 or self.width < 1 or self.max_width < 1 or self.samples < 1:
+            raise ValueError("depth, width, max_width and samples must be >= 1")
+        if self.resolution < 1 or self.resolution % 2**self.depth:
+            raise ValueError(f"resolution must be a positive multiple of 2**depth = {2**self.depth}, "
+                             f"got {self.resolution}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if self.up not in UPSAMPLINGS:
+            raise ValueError(f"up must be one of {UPSAMPLINGS}, got {self.up!r}")
+        if self.bce_weight < 0 or self.dice_weight < 0 or self.bce_weight + self.dice_weight == 0:
+            raise ValueError("bce_weight and dice_weight must be >= 0, and not both 0")
+        if self.lr <= 0 or self.lr_late <= 0:
+            raise ValueError(f"lr and lr_late must be > 0, got {self.lr} and {self.lr_late}")
+        if not 0 <= self.lr_late_from <= 1:
+            raise ValueError(f"lr_late_from must be in [0, 1], got {self.lr_late_from}")
+        if not 0 <= self.ema_beta < 1:
+            raise ValueError(f"ema_beta must be in [0, 1), got {self.ema_beta}")
+
+
+PRESETS: dict[str, OracleConfig] = {
+    # the thesis' U-Net segmenter schedule (section 4.3) at 128 px; for a GPU
+    "paper": OracleConfig(resolution=128, width=32, depth=4, max_width=256, lr=1e-3, lr_late=2e-4, lr_late_from=0.5,
+                          ema_beta=0.999, steps=150_000, batch_size=64, log_every=50, sample_every=5000,
+                          checkpoint_every=10_000),
+    # IoU >= 0.9 on the synthetic:easy test split in under 3 minutes on one CPU thread
+    "small": OracleConfig(),
+    # seconds, for tests
+    "smoke": OracleConfig(resolution=16, width=8, depth=2, max_width=16, ema_beta=0.5, samples=3, steps=4,
+                          batch_size=4, log_every=2, sample_every=2, checkpoint_every=2),
+}
+
+
+# helpers
+
+
+def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over images of ``1 − (2 Σ p·g + 1) / (Σ p + Σ g + 1)``: (B, 1, H, W) probabilities and targets -> ()."""
+    p, g = probs.flatten(1), target.flatten(1)  # (B, H·W)
+    return (1 - (2 * (p * g).sum(1) + 1) / (p.sum(1) + g.sum(1) + 1)).mean()
+
+
+def batch_iou(probs: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5) -> torch.Tensor:
+    """Mean IoU of ``probs >= threshold`` with ``target > 0.5`` over a batch (1 when both are empty)."""
+    pred, gt = (probs >= threshold).flatten(1), (target > 0.5).flatten(1)  # (B, H·W)
+    inter, union = (pred & gt).sum(1).float(), (pred | gt).sum(1).float()  # (B,)
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
+
+
+def require_masks(dataset, spec: str) -> None:
+    """Raise ValueError when the items of ``dataset`` (named ``spec``) have no "mask"."""
+    if len(dataset) == 0:
+        raise ValueError(f"dataset {spec!r} is empty")
+    if "mask" not in dataset[0]:
+        raise ValueError(f"the oracle U-Net is trained and evaluated on ground-truth masks, but dataset {spec!r} "
+                         "has none; use a dataset with masks, e.g. synthetic:easy, synthetic:benchmark, "
+                         "ecssd:PATH or pairs:IMAGES,MASKS")
+
+
+# method
+
+
+class OracleUNet(Method):
+    """Supervised U-Net on true masks: the proxy ground truth of PerturbGAN's evaluation (section 3.4.1)."""
+
+    name = "oracle-unet"
+    Config = OracleConfig
+    presets = PRESETS
+
+    def __init__(self, config: OracleConfig, *, device: str | torch.device = "cpu"):
+        super().__init__(config, device=device)
+        c = config
+        self.net = UNet(3, 1, width=c.width, depth=c.depth, max_width=c.max_width, norm=c.norm,
+                        up=c.up).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=c.lr, betas=c.betas)
+        self.ema_betas = {"net": c.ema_beta} if c.ema_beta > 0 else {}
+        self._first_masks: torch.Tensor | None = None  # cache of the sample grid's true masks
+
+    # data
+
+    def build_dataset(self):
+        """The training split of ``dataset`` at ``resolution``; ValueError when it has no masks."""
+        from workbench.data import build_dataset
+
+        c = self.config
+        dataset = build_dataset(c.dataset, size=c.resolution, split="train", seed=c.seed)
+        require_masks(dataset, c.dataset)
+        return dataset
+
+    def augment(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random horizontal flips of images (B, 3, R, R) and masks (B, 1, R, R) together."""
+        if not self.config.flip:
+            return x, mask
+        flip = (torch.rand(x.shape[0], device=x.device) < 0.5)[:, None, None, None]  # (B, 1, 1, 1)
+        return torch.where(flip, x.flip(-1), x), torch.where(flip, mask.flip(-1), mask)
+
+    # phases
+
+    def phases(self) -> list[Phase]:
+        return [Phase("segmenter", self.segmenter_step)]
+
+    def learning_rate(self) -> float:
+        """``lr`` before ``lr_late_from · steps`` finished iterations, ``lr_late`` from then on."""
+        c = self.config
+        return c.lr if self.step < c.lr_late_from * c.steps else c.lr_late
+
+    def losses(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """BCE with logits, soft Dice and their weighted sum; logits and targets (B, 1, R, R)."""
+        c = self.config
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        dice = soft_dice_loss(torch.sigmoid(logits), target)
+        return {"loss": c.bce_weight * bce + c.dice_weight * dice, "bce": bce, "dice": dice}
+
+    def segmenter_step(self, batch: dict) -> dict:
+        """One supervised Adam step on a batch of images and true masks; returns losses, IoU, lr."""
+        if "mask" not in batch:
+            raise ValueError(f"the oracle U-Net needs ground-truth masks, but the batches of {self.config.dataset!r} "
+                             "have none")
+        x, target = self.augment(batch["image"], batch["mask"])  # (B, 3, R, R), (B, 1, R, R)
+        lr = self.learning_rate()
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        logits = self.net(x)  # (B, 1, R, R)
+        losses = self.losses(logits, target)
+        self.opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.opt.step()
+        with torch.no_grad():
+            iou = batch_iou(torch.sigmoid(logits), target)
+        return {**{k: v.detach() for k, v in losses.items()}, "iou": iou, "lr": lr}
+
+    # inference
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+        """Soft masks (B, 1, H, W) in [0, 1] of images (B, 3, H, W) in [0, 1], on the images' device.
+
+        Uses the net's EMA (when there is one) in evaluation mode, ``batch_size`` images at a time.
+        Images of another size than ``resolution`` are resized (bilinear, antialiased) to
+        ``resolution`` x ``resolution`` and their masks resized back to (H, W).
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"predict expects images (B, 3, H, W) in [0, 1], got shape {tuple(images.shape)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        r = self.config.resolution
+        h, w = images.shape[-2:]
+        net = self.averaged("net")
+        was_training = net.training
+        net.eval()
+        masks = []
+        try:
+            for chunk in images.split(batch_size):
+                x = chunk.to(self.device, torch.float32)  # (b, 3, H, W)
+                if (h, w) != (r, r):
+                    x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+                probs = torch.sigmoid(net(x))  # (b, 1, R, R)
+                if (h, w) != (r, r):
+                    probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+                masks.append(probs.to(images.device))  # (b, 1, H, W)
+        finally:
+            net.train(was_training)
+        return torch.cat(masks) if masks else images.new_zeros(0, 1, h, w)  # (B, 1, H, W)
+
+    def first_masks(self, n: int) -> torch.Tensor:
+        """The true masks (N, 1, R, R) of :meth:`first_images`, on the device."""
+        if self._first_masks is None:
+            dataset = self.build_dataset()
+            self._first_masks = torch.stack([dataset[i]["mask"] for i in range(min(n, len(dataset)))])
+        return self._first_masks.to(self.device)
+
+    @torch.no_grad()
+    def sample(self) -> torch.Tensor:
+        """One image (1, 3, H', W'): a column per fixed training image, rows image, true mask, predicted mask."""
+        n = self.config.samples
+        x = self.first_images(n)  # (N, 3, R, R)
+        rows = [x, self.first_masks(n).expand(-1, 3, -1, -1), self.predict(x).expand(-1, 3, -1, -1)]
+        return tile_rows(rows)
+
+
+# functions
+
+
+@torch.no_grad()
+def evaluate_oracle(method: OracleUNet, dataset_spec: str | None = None, *, n: int = 200,
+                    batch_size: int = 64) -> dict[str, float]:
+    """Segmentation metrics of ``method.predict`` on the first ``n`` images of a test split.
+
+    ``dataset_spec`` defaults to the method's training dataset; images are loaded at the method's
+    resolution (and the method's seed, for synthetic scenes). Returns
+    :meth:`workbench.eval.metrics.SegmentationMeter.compute`'s dict: ``n``, ``iou`` (mean IoU at
+    threshold 0.5, the thesis' section 3.4.1 figure), ``accuracy``, ``f_beta``, ``max_f_beta``, ``mae``, ...
+    """
+    from workbench.data import build_dataset
+    from workbench.eval.metrics import SegmentationMeter
+
+    spec = dataset_spec or method.config.dataset
+    dataset = build_dataset(spec, size=method.config.resolution, split="test", n=n, seed=method.config.seed)
+    require_masks(dataset, spec)
+    meter = SegmentationMeter()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in loader:
+        meter.update(method.predict(batch["image"], batch_size=batch_size), batch["mask"] > 0.5,
+                     names=list(batch["name"]))
+    return meter.compute()
+
+
+def load_or_train_oracle(path: str | Path | None, *, preset: str = "small", dataset: str | None = None,
+                         resolution: int | None = None, device: str | torch.device = "cpu",
+                         out_dir: str | Path | None = None, progress: bool = True) -> OracleUNet:
+    """An oracle U-Net in evaluation mode: loaded from ``path`` (a checkpoint or run folder), or trained.
+
+    Without ``path``, trains preset ``preset`` (with ``dataset`` and ``resolution`` overriding the
+    preset's when given) through the shared Trainer, writing logs and checkpoints to ``out_dir``
+    when given (nothing is written otherwise). With ``path``, a ``dataset`` or ``resolution`` that
+    differs from the checkpoint's only warns: ``predict`` resizes any image, but an oracle trained
+    on other data may score poorly.
+    """
+    from workbench.train.checkpoint import load_method
+    from workbench.train.device import pick_device, seed_everything
+    from workbench.train.trainer import Trainer
+
+    if path is not None:
+        method = load_method(Path(path).expanduser(), device=device, method=OracleUNet.name)
+        for field, wanted in (("dataset", dataset), ("resolution", resolution)):
+            have = getattr(method.config, field)
+            if wanted is not None and wanted != have:
+                warnings.warn(f"the oracle at {path} was trained with {field}={have!r}, not {wanted!r}", stacklevel=2)
+        return method
+    if preset not in OracleUNet.presets:
+        raise ValueError(f"unknown oracle preset {preset!r}; choose one of {sorted(OracleUNet.presets)}")
+    overrides = {k: v for k, v in (("dataset", dataset), ("resolution", resolution)) if v is not None}
+    config = replace(OracleUNet.presets[preset], **overrides)
+    seed_everything(config.seed)
+    method = OracleUNet(config, device=pick_device(device))
+    trainer = Trainer(method, out_dir=out_dir, progress=progress)
+    trainer.fit()
+    method.step = trainer.step  # finished iterations, as a loaded checkpoint has it
+    return method.eval()

@@ -1,0 +1,243 @@
+"""PerturbGAN (thesis chapter 3): a layered GAN whose foreground is shifted at random while it trains.
+
+The generator outputs a background B, a foreground F and a mask m from one code z (eq. 3.1).
+Before the discriminator sees the composite, foreground and mask are shifted together by
+Δ ~ U([-δ, δ]²), a draw the generator never sees (eq. 3.2):
+
+    x̂ = (1 - m_Δ) ⊙ B + m_Δ ⊙ F_Δ.
+
+A generator that paints the same scene in both layers, or a mask that cuts through an object,
+is exposed by the shift (figure 3.2), so the only composites that stay realistic under every
+shift are those in which m covers whole objects. The generator minimises (eq. 3.5)
+
+    L_gen = -E[D(x̂)] + γ₁ L_size + γ₂ L_binary            (L_size eq. 3.3, L_binary eq. 3.4)
+
+and the discriminator the WGAN-GP loss with drift (eq. 3.6, λ = 10, ε = 0.001). Real images are
+resized to 1.125·R and randomly cropped to R (section 3.3), so that real objects wander about as
+much as the generated ones are shifted.
+
+Ablations of table 3.1 (``ABLATIONS``; ``apply_ablation``): (b) ``no-shift``, (c) ``shift-25``,
+(d) ``bg-jitter`` (background contrast jitter in (0.7, 1.3)), (e) ``no-crop``, (f) ``size-10``
+(γ₁ = 10), (g) ``eta-5`` (η = 5%), (h) ``single-generator``.
+
+Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
+layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99)), without progressive growing (see
+``workbench.nets.stylegan``). ``small`` is 32 px on synthetic scenes for a CPU; ``smoke`` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from workbench.losses import WGANGP
+from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
+from workbench.nets.layered import LayeredGenerator, Layers
+from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
+from workbench.ops.augment import contrast_jitter, resize_random_crop
+from workbench.ops.composite import layered_composite
+from workbench.ops.mask_losses import binarization_loss, size_loss
+from workbench.ops.shift import random_offsets
+
+__all__ = ["PerturbGAN", "PerturbGANConfig", "PRESETS", "ABLATIONS", "apply_ablation", "CROP_SCALE"]
+
+CROP_SCALE = 1.125  # real images: resize to 1.125·R, random crop of R (section 3.3)
+
+# config
+
+
+@dataclass
+class PerturbGANConfig(TrainConfig):
+    """PerturbGAN options; the defaults are the ``paper`` preset (section 3.3, setting (a) of table 3.1)."""
+
+    dataset: str = "synthetic:easy"  # real images (e.g. folder:PATH for an LSUN category exported as images)
+    resolution: int = 128  # image side in pixels (8 … 256)
+    z_dim: int = 512  # size of z ~ N(0, I), shared by both generators
+    w_dim: int = 512  # size of the style vector w
+    mapping_layers: int = 8  # layers of each mapping network
+    width: int = 128  # generator/discriminator channels at full resolution, doubling per halving
+    max_width: int = 512  # channel cap
+    max_shift: float = 0.125  # δ as a fraction of the resolution (0: ablation (b), 0.25: ablation (c))
+    min_mask: float = 0.25  # η of L_size, eq. (3.3) (thesis: 25% car, 20% horse, 15% chair/bird)
+    size_weight: float = 2.0  # γ₁ (ablation (f): 10)
+    binary_weight: float = 2.0  # γ₂
+    bg_jitter: bool = False  # ablation (d): background contrast jitter in (0.7, 1.3)
+    random_crop: bool = True  # resize reals to 1.125·R and crop R at random (False: ablation (e), plain resize)
+    single_generator: bool = False  # ablation (h): one generator with 7 outputs
+    mixing: float = 0.9  # style-mixing probability
+    gp_weight: float = 10.0  # λ of eq. (3.6)
+    drift: float = 0.001  # ε of eq. (3.6)
+    lr: float = 1.5e-3  # Adam learning rate of both networks (thesis: 1e-3, and 1.5e-3 at 128 px)
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
+    ema_beta: float = 0.999  # decay of the generators' moving average (sampling)
+    samples: int = 8  # columns of the sample grid (figure 3.3 layout: five rows)
+    steps: int = 100_000
+    batch_size: int = 32
+    sample_every: int = 2000
+    checkpoint_every: int = 10_000
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
+        if not 0 <= self.max_shift < 0.5:
+            raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
+        if not 0 <= self.min_mask <= 1 or not 0 <= self.mixing <= 1:
+            raise ValueError("min_mask and mixing must be in [0, 1]")
+        if self.samples < 1:
+            raise ValueError("samples must be >= 1")
+
+
+PRESETS: dict[str, PerturbGANConfig] = {
+    "paper": PerturbGANConfig(),
+    "small": PerturbGANConfig(resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
+                              min_mask=0.15, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=32, log_every=25,
+                              sample_every=500, checkpoint_every=1000),
+    "smoke": PerturbGANConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, width=8, max_width=16,
+                              min_mask=0.15, lr=1e-3, ema_beta=0.9, samples=4, steps=4, batch_size=4, log_every=2,
+                              sample_every=2, checkpoint_every=2),
+}
+
+ABLATIONS: dict[str, dict] = {  # table 3.1: name -> config overrides
+    "default": {},
+    "no-shift": {"max_shift": 0.0},
+    "shift-25": {"max_shift": 0.25},
+    "bg-jitter": {"bg_jitter": True},
+    "no-crop": {"random_crop": False},
+    "size-10": {"size_weight": 10.0},
+    "eta-5": {"min_mask": 0.05},
+    "single-generator": {"single_generator": True},
+}
+
+
+def apply_ablation(config: PerturbGANConfig, name: str) -> PerturbGANConfig:
+    """``config`` with the overrides of table 3.1's setting ``name`` (see ``ABLATIONS``)."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; choose one of {sorted(ABLATIONS)}")
+    return replace(config, **ABLATIONS[name])
+
+
+# method
+
+
+class PerturbGAN(Method):
+    """The layered GAN of chapter 3 with random foreground shifts; see the module docstring."""
+
+    name = "perturbgan"
+    Config = PerturbGANConfig
+    presets = PRESETS
+
+    def __init__(self, config: PerturbGANConfig, *, device: str | torch.device = "cpu"):
+        super().__init__(config, device=device)
+        c = config
+        self.generator = self.build_generator().to(self.device)
+        self.discriminator = StyleDiscriminator(resolution=c.resolution, width=c.width,
+                                                max_width=c.max_width).to(self.device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=c.betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=c.betas)
+        self.loss = WGANGP(gp_weight=c.gp_weight, drift=c.drift)
+        self.ema_betas = {"generator": c.ema_beta}
+
+    def build_generator(self) -> torch.nn.Module:
+        """The layered generator of the config (two StyleGANs, or one with 7 outputs)."""
+        c = self.config
+        return LayeredGenerator(single=c.single_generator, resolution=c.resolution, width=c.width,
+                                max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers)
+
+    # data
+
+    def build_dataset(self):
+        """The training split, at 1.125·R (random crops to R happen per batch) or at R without crops."""
+        from workbench.data import build_dataset
+
+        c = self.config
+        size = round(CROP_SCALE * c.resolution) if c.random_crop else c.resolution
+        return build_dataset(c.dataset, size=size, split="train", seed=c.seed, crop="center")
+
+    def real_images(self, batch: dict) -> torch.Tensor:
+        """Real images (B, 3, R, R) in [-1, 1]: a random R crop of the 1.125·R image (section 3.3)."""
+        x = batch["image"]  # (B, 3, S, S) in [0, 1]
+        x = resize_random_crop(x, size=self.config.resolution, scale=CROP_SCALE if self.config.random_crop else 1.0)
+        return x * 2 - 1
+
+    # the model
+
+    def composite(self, layers: Layers, offset: torch.Tensor | None = None, *, jitter: bool = False) -> torch.Tensor:
+        """x̂ of eq. (3.2) (eq. 3.1 with ``offset=None``), optionally with background contrast jitter (ablation d)."""
+        background = contrast_jitter(layers.background) if jitter else layers.background  # (B, 3, R, R)
+        return layered_composite(background=background, foreground=layers.foreground, mask=layers.mask, offset=offset)
+
+    def fakes(self, n: int) -> tuple[torch.Tensor, Layers]:
+        """Shifted composites x̂ (n, 3, R, R) of fresh codes, and their layers (global RNG)."""
+        c = self.config
+        z = torch.randn(n, c.z_dim, device=self.device)  # (n, z_dim)
+        layers = self.generator(z, mixing=c.mixing)
+        offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)  # (n, 2)
+        return self.composite(layers, offset, jitter=c.bg_jitter), layers
+
+    # phases
+
+    def phases(self) -> list[Phase]:
+        """One WGAN-GP discriminator step on a real batch, then one generator step."""
+        return [Phase("discriminator", self.discriminator_step),
+                Phase("generator", self.generator_step, real_data=False)]
+
+    def discriminator_step(self, batch: dict) -> dict:
+        """Minimise eq. (3.6) on real images against fresh shifted composites."""
+        real = self.real_images(batch)  # (B, 3, R, R)
+        with torch.no_grad():
+            fake, _ = self.fakes(real.shape[0])
+        loss, stats = self.loss.discriminator(self.discriminator, real, fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return stats
+
+    def generator_step(self, batch: None) -> dict:
+        """Minimise eq. (3.5): -E[D(x̂)] + γ₁ L_size + γ₂ L_binary."""
+        c = self.config
+        fake, layers = self.fakes(c.batch_size)
+        adversarial = self.loss.generator(self.discriminator(fake))
+        size = size_loss(layers.mask, min_area=c.min_mask)
+        binary = binarization_loss(layers.mask)
+        loss = adversarial + c.size_weight * size + c.binary_weight * binary
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward(inputs=list(self.generator.parameters()))  # G only: D's weight gradients are not needed
+        self.opt_g.step()
+        return {"loss": loss.detach(), "adversarial": adversarial.detach(), "size": size.detach(),
+                "binary": binary.detach(), "mask_area": layers.mask.detach().mean()}
+
+    # samples
+
+    @torch.no_grad()
+    def generate(self, n: int, *, seed: int | None = None, truncation: float = 1.0, offset: torch.Tensor | None = None,
+                 jitter: float | None = None, noise: str = "const", ema: bool = True) -> dict[str, torch.Tensor]:
+        """``n`` layered scenes from the (EMA) generator in evaluation mode, all in [0, 1].
+
+        Returns a dict of (n, C, R, R) tensors: ``background``, ``foreground``, ``mask``,
+        ``masked`` (F ⊙ m), ``composite`` (eq. 3.1, or 3.2 with ``offset`` (n, 2) or one (dy, dx)),
+        plus ``z``. ``seed`` fixes z; ``jitter`` scales the background contrast by that factor.
+        """
+        c = self.config
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = torch.randn(n, c.z_dim, generator=g).to(self.device)  # (n, z_dim)
+        generator = self.averaged("generator") if ema else self.module("generator")
+        was_training = generator.training
+        generator.eval()
+        layers = generator(z, truncation=truncation, noise=noise)
+        generator.train(was_training)
+        if jitter is not None:
+            mean = layers.background.mean(dim=(1, 2, 3), keepdim=True)  # (n, 1, 1, 1)
+            layers = layers._replace(background=(layers.background - mean) * jitter + mean)
+        composite = self.composite(layers, offset)
+        to01 = lambda x: ((x + 1) / 2).clamp(0, 1)  # noqa: E731
+        return {"background": to01(layers.background), "foreground": to01(layers.foreground), "mask": layers.mask,
+                "masked": to01(layers.foreground) * layers.mask, "composite": to01(composite), "z": z}
+
+    @torch.no_grad()
+    def sample(self) -> torch.Tensor:
+        """Figure 3.3's layout: rows background, foreground, mask, F ⊙ m, composite; fixed codes."""
+        out = self.generate(self.config.samples, seed=self.config.seed)
+        mask = out["mask"].expand(-1, 3, -1, -1)
+        return tile_rows([out["background"], out["foreground"], mask, out["masked"], out["composite"]])

@@ -1,0 +1,292 @@
+"""A compact StyleGAN: mapping network, constant input, AdaIN styles, noise, skip RGB(A) outputs.
+
+The generator of chapter 3 follows StyleGAN (Karras et al. 2019, section 3.3 of the thesis): a
+mapping network turns z ~ N(0, I) into a style w; a learned 4×4 constant is upsampled block by
+block, and every block has two convolutions, each followed by per-pixel noise, a bias, a leaky
+ReLU and AdaIN with its own affine map of w (so a block takes two style vectors, and the
+thesis' encoder predicts "5 scales · 2 AdaIN layers" codes per generator at 64 px). Every
+resolution has a 1×1 to-RGB(A) head and the outputs are summed after upsampling (StyleGAN2's
+skip outputs), so ``out_channels`` may be 3 (an image), 4 (foreground + mask) or 7 (all three
+layers). There is no progressive growing: every resolution trains from the start (the skip
+outputs give the low resolutions a direct path, which is what growing was for).
+
+Everything uses the equalised learning rate of ProGAN/StyleGAN: weights are drawn N(0, 1) and
+scaled at run time by He's constant, so Adam's steps are the same relative size in every layer;
+the mapping network learns 100× slower (``lr_mul = 0.01``). A class label (chapter 4) enters the
+mapping network as a normalised embedding concatenated with z, and the discriminator as a
+projection term.
+
+Shapes: z (B, z_dim); w (B, w_dim); a style stack ``ws`` (B, num_ws, w_dim), one row per AdaIN
+layer (and per generator for the layered model); images (B, C, R, R), roughly in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["RESOLUTIONS", "EqualLinear", "EqualConv2d", "MappingNetwork", "StyleGenerator", "StyleDiscriminator",
+           "channel_widths", "mixing_cutoffs", "mix_styles"]
+
+RESOLUTIONS = (8, 16, 32, 64, 128, 256)
+NOISE_MODES = ("random", "const", "none")
+GAIN = math.sqrt(2)  # He gain for leaky ReLU activations
+
+# helpers
+
+
+def channel_widths(resolution: int, *, width: int, max_width: int) -> dict[int, int]:
+    """Channels per resolution 4 … R: ``width`` at R, doubling at every halving, capped at ``max_width``."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution}")
+    levels = int(math.log2(resolution)) - 1  # 4, 8, ..., R
+    return {4 * 2**i: min(width * 2 ** (levels - 1 - i), max_width) for i in range(levels)}
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise every vector of (B, C, ...) to unit root-mean-square over C."""
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    """Leaky ReLU (slope 0.2) with He gain, as in StyleGAN."""
+    return F.leaky_relu(x, 0.2) * GAIN
+
+
+def mixing_cutoffs(batch: int, num_ws: int, *, probability: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Style-mixing crossover points (B,): with ``probability`` a layer index in [1, num_ws), else ``num_ws`` (no mixing).
+
+    StyleGAN's mixing regularisation (p = 0.9 in section 3.3): layers before the cutoff take the
+    style of z, layers from it on the style of a second code z₂.
+    """
+    mix = torch.rand(batch, generator=generator) < probability  # (B,)
+    cut = torch.randint(1, max(num_ws, 2), (batch,), generator=generator)  # (B,)
+    return torch.where(mix, cut, torch.full_like(cut, num_ws))
+
+
+def mix_styles(w: torch.Tensor, w2: torch.Tensor, cutoff: torch.Tensor, num_ws: int) -> torch.Tensor:
+    """Stack styles (B, num_ws, w_dim): ``w`` for layers below ``cutoff`` (B,), ``w2`` from there on."""
+    layer = torch.arange(num_ws, device=w.device).view(1, num_ws, 1)  # (1, L, 1)
+    return torch.where(layer < cutoff.to(w.device).view(-1, 1, 1), w[:, None], w2[:, None])  # (B, L, w_dim)
+
+
+# layers
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate: weight N(0, 1/lr_mul²), scaled by lr_mul/√fan_in at run time."""
+
+    def __init__(self, c_in: int, c_out: int, *, bias_init: float = 0.0, lr_mul: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in) / lr_mul)
+        self.bias = nn.Parameter(torch.full((c_out,), float(bias_init)) / lr_mul)
+        self.scale, self.lr_mul = lr_mul / math.sqrt(c_in), lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class EqualConv2d(nn.Module):
+    """Convolution (stride 1, same padding) with equalised learning rate."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, *, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+        self.scale, self.padding = 1 / math.sqrt(c_in * kernel * kernel), kernel // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+class MappingNetwork(nn.Module):
+    """z (and a class label) -> w through ``layers`` leaky-ReLU MLP layers (StyleGAN's f)."""
+
+    def __init__(self, *, z_dim: int, w_dim: int, layers: int, num_classes: int = 0, lr_mul: float = 0.01):
+        super().__init__()
+        self.embed = EqualLinear(num_classes, z_dim) if num_classes else None
+        dims = [z_dim * (2 if num_classes else 1)] + [w_dim] * layers
+        self.layers = nn.ModuleList(EqualLinear(a, b, lr_mul=lr_mul) for a, b in zip(dims[:-1], dims[1:]))
+        self.num_classes = num_classes
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = pixel_norm(z)  # (B, z_dim)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels (B,)")
+            onehot = F.one_hot(labels.long(), self.num_classes).to(z.dtype)  # (B, classes)
+            x = torch.cat([x, pixel_norm(self.embed(onehot))], dim=1)  # (B, 2·z_dim)
+        for layer in self.layers:
+            x = lrelu(layer(x))
+        return x  # (B, w_dim)
+
+
+class StyleLayer(nn.Module):
+    """[2× upsample] -> 3×3 conv -> noise -> bias, leaky ReLU -> AdaIN(w) (one StyleGAN layer)."""
+
+    def __init__(self, c_in: int, c_out: int, *, w_dim: int, resolution: int, up: bool = False, conv: bool = True):
+        super().__init__()
+        self.up = up
+        self.conv = EqualConv2d(c_in, c_out, 3, bias=False) if conv else None
+        self.noise_weight = nn.Parameter(torch.zeros(c_out))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.style = EqualLinear(w_dim, 2 * c_out)  # AdaIN scale and bias from w
+        with torch.no_grad():
+            self.style.bias[:c_out] = 1.0  # scale starts at 1
+        self.register_buffer("const_noise", torch.randn(1, 1, resolution, resolution,
+                                                        generator=torch.Generator().manual_seed(resolution)))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
+        if self.up:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)  # (B, C, 2H, 2W)
+        if self.conv is not None:
+            x = self.conv(x)  # (B, C', H, W)
+        if noise == "random":
+            x = x + self.noise_weight.view(1, -1, 1, 1) * torch.randn_like(x[:, :1])
+        elif noise == "const":
+            x = x + self.noise_weight.view(1, -1, 1, 1) * self.const_noise
+        x = lrelu(x + self.bias.view(1, -1, 1, 1))
+        scale, bias = self.style(w).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)  # (B, C', 1, 1) each
+        return scale * F.instance_norm(x) + bias  # AdaIN
+
+
+# networks
+
+
+class StyleGenerator(nn.Module):
+    """StyleGAN generator G(z[, label]) -> (B, out_channels, R, R); see the module docstring.
+
+    ``num_ws`` = 2 per resolution (4×4 … R×R). ``w_avg`` tracks the mean style in training mode,
+    for the truncation trick (ψ = ``truncation``; 1 disables it).
+    """
+
+    def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
+                 mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
+                 w_avg_beta: float = 0.995):
+        super().__init__()
+        widths = channel_widths(resolution, width=width, max_width=max_width)
+        self.resolution, self.out_channels, self.z_dim, self.w_dim = resolution, out_channels, z_dim, w_dim
+        self.num_classes, self.w_avg_beta = num_classes, w_avg_beta
+        self.mapping = MappingNetwork(z_dim=z_dim, w_dim=w_dim, layers=mapping_layers, num_classes=num_classes)
+        self.const = nn.Parameter(torch.randn(1, widths[4], 4, 4))
+        self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
+        for r, c in widths.items():
+            c_in = widths.get(r // 2, c)
+            first = (StyleLayer(c, c, w_dim=w_dim, resolution=r, conv=False) if r == 4
+                     else StyleLayer(c_in, c, w_dim=w_dim, resolution=r, up=True))
+            self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
+            self.to_rgb.append(EqualConv2d(c, out_channels, 1))
+        self.num_ws = len(self.layers)
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def styles(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0) -> torch.Tensor:
+        """w (B, w_dim) of z; updates ``w_avg`` in training mode; ψ-truncated towards it when ``truncation`` < 1."""
+        w = self.mapping(z, labels)  # (B, w_dim)
+        if self.training:
+            with torch.no_grad():
+                self.w_avg.lerp_(w.detach().mean(0), 1 - self.w_avg_beta)
+        if truncation != 1:
+            w = self.w_avg.lerp(w, truncation)
+        return w
+
+    def style_stack(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
+                    mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None) -> torch.Tensor:
+        """The styles of every AdaIN layer (B, num_ws, w_dim); with ``mix_z`` and ``cutoff`` (B,), style mixing."""
+        w = self.styles(z, labels, truncation=truncation)  # (B, w_dim)
+        if mix_z is None or cutoff is None:
+            return w[:, None].expand(-1, self.num_ws, -1)
+        return mix_styles(w, self.styles(mix_z, labels, truncation=truncation), cutoff, self.num_ws)
+
+    def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
+        """Styles (B, num_ws, w_dim) -> image (B, out_channels, R, R); ``noise`` is random, const or none."""
+        if noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+        if ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
+        x = self.const.expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
+        out = None
+        for i, to_rgb in enumerate(self.to_rgb):
+            x = self.layers[2 * i](x, ws[:, 2 * i], noise=noise)
+            x = self.layers[2 * i + 1](x, ws[:, 2 * i + 1], noise=noise)  # (B, C_r, r, r)
+            rgb = to_rgb(x)  # (B, out_channels, r, r)
+            out = rgb if out is None else F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False) + rgb
+        return out
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
+                mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None,
+                noise: str = "random") -> torch.Tensor:
+        return self.synthesis(self.style_stack(z, labels, truncation=truncation, mix_z=mix_z, cutoff=cutoff),
+                              noise=noise)
+
+
+class MinibatchStd(nn.Module):
+    """Append the mean standard deviation over groups of ``group`` samples as one more channel (ProGAN)."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = math.gcd(self.group, b)
+        std = x.view(g, -1, c, h, w).var(dim=0, unbiased=False).add(1e-8).sqrt()  # (B/g, C, H, W)
+        std = std.mean(dim=(1, 2, 3)).view(-1, 1, 1, 1).repeat(g, 1, h, w)  # (B, 1, H, W)
+        return torch.cat([x, std], dim=1)
+
+
+class StyleDiscriminator(nn.Module):
+    """StyleGAN's discriminator: from-RGB, two 3×3 convs and a 2× average pool per resolution, then
+    minibatch standard deviation, a 3×3 conv and two dense layers at 4×4 -> one logit per image.
+
+    With ``num_classes`` the logit gains the projection term ⟨embed(y), h⟩ (conditional, chapter 4).
+    :meth:`features` returns the activations at ``feature_resolution`` for the perceptual loss
+    of eq. (3.7) (the thesis: 512 × 8 × 8).
+    """
+
+    def __init__(self, *, resolution: int, in_channels: int = 3, width: int = 64, max_width: int = 512,
+                 num_classes: int = 0, mbstd_group: int = 4):
+        super().__init__()
+        widths = channel_widths(resolution, width=width, max_width=max_width)
+        self.resolution = resolution
+        self.from_rgb = EqualConv2d(in_channels, widths[resolution], 1)
+        self.blocks = nn.ModuleList()
+        self.block_resolutions = [r for r in sorted(widths, reverse=True) if r > 4]
+        for r in self.block_resolutions:
+            self.blocks.append(nn.ModuleList([EqualConv2d(widths[r], widths[r], 3), EqualConv2d(widths[r], widths[r // 2], 3)]))
+        c4 = widths[4]
+        self.mbstd = MinibatchStd(mbstd_group)
+        self.conv4 = EqualConv2d(c4 + 1, c4, 3)
+        self.dense = EqualLinear(c4 * 16, c4)
+        self.out = EqualLinear(c4, 1)
+        self.embed = EqualLinear(num_classes, c4) if num_classes else None
+        self.num_classes = num_classes
+
+    def trunk(self, x: torch.Tensor, *, stop: int = 4) -> torch.Tensor:
+        """Activations (B, C_stop, stop, stop) after the blocks down to resolution ``stop``."""
+        x = lrelu(self.from_rgb(x))  # (B, C_R, R, R)
+        for r, (conv0, conv1) in zip(self.block_resolutions, self.blocks):
+            if r <= stop:
+                break
+            x = F.avg_pool2d(lrelu(conv1(lrelu(conv0(x)))), 2)  # (B, C_{r/2}, r/2, r/2)
+        return x
+
+    def features(self, x: torch.Tensor, *, resolution: int = 8) -> torch.Tensor:
+        """The discriminator's features at ``resolution`` (B, C, r, r): the D_feat of eq. (3.7)."""
+        if resolution not in [4, *self.block_resolutions]:
+            raise ValueError(f"features exist at resolutions {[4, *self.block_resolutions]}, not {resolution}")
+        return self.trunk(x, stop=resolution)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.trunk(x)  # (B, C4, 4, 4)
+        h = lrelu(self.conv4(self.mbstd(h)))  # (B, C4, 4, 4)
+        h = lrelu(self.dense(h.flatten(1)))  # (B, C4)
+        logits = self.out(h).squeeze(1)  # (B,)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is class-conditional: pass labels (B,)")
+            onehot = F.one_hot(labels.long(), self.num_classes).to(h.dtype)  # (B, classes)
+            logits = logits + (self.embed(onehot) * h).sum(1) / math.sqrt(h.shape[1])
+        return logits
