@@ -110,7 +110,11 @@ def test_generate_returns_the_documented_layers(run):
     again = method.generate(5, seed=3)
     assert all(torch.equal(out[k], again[k]) for k in KEYS)  # seeded and deterministic (const noise)
     assert not torch.equal(method.generate(5, seed=4)["z"], out["z"])
-    assert torch.equal(method.generate(5, seed=3, truncation=0.0)["mask"][0], method.generate(5, seed=3, truncation=0.0)["mask"][4])
+    mean_scene = method.generate(5, seed=3, truncation=0.0)["mask"]
+    assert torch.allclose(mean_scene[0], mean_scene[4])  # ψ = 0: every code becomes w̄
+    assert torch.allclose(method.generate(5, seed=3, jitter=1.0)["composite"], out["composite"], atol=1e-6)
+    flat = method.generate(5, seed=3, jitter=0.0)["background"]  # contrast 0: each background is its mean colour
+    assert torch.allclose(flat, flat.mean(dim=(1, 2, 3), keepdim=True).expand_as(flat), atol=1e-6)
 
 
 @pytest.mark.parametrize("offset", [(2, -3), (-1, 0)])

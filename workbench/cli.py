@@ -108,7 +108,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         result = BENCHMARKS[args.bench_name].run(args)
-    except (DeviceError, FileNotFoundError) as error:
+    except (DeviceError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     report(result, out_dir=args.out)

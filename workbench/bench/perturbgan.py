@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inception-weights", type=Path, default=None)
     parser.add_argument("--mae-run", type=Path, default=None,
                         help=f"MAE features from this `train mae` run (default: {SHIPPED_MAE.relative_to(SHIPPED_MAE.parents[2])})")
+    parser.add_argument("--single-output", action="store_true",
+                        help="also train the single-output StyleGAN of the same size for table 3.2 (doubles the GAN time)")
     parser.add_argument("--chunks", action="store_true", help="also score the thesis' per-chunk encoders (slow)")
     parser.add_argument("--runs", type=Path, default=None, help="folder of the trained runs (default: runs/bench/perturbgan/...)")
 
@@ -104,7 +106,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     if args.oracle is not None:
         oracle = load_method(args.oracle, device=device, method="oracle-unet")
     else:
-        oracle_config = replace(ORACLE_PRESETS["paper" if args.preset == "paper" else args.preset],
+        oracle_config = replace(ORACLE_PRESETS[args.preset],
                                 dataset=c.dataset, resolution=c.resolution, seed=args.seed)
         oracle = timed("oracle", lambda: train(OracleUNet(oracle_config, device=device), runs / "oracle"))
     oracle_iou = evaluate_oracle(oracle, n=N_REAL[args.preset])["iou"]
@@ -114,7 +116,8 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     generated = timed("generated masks", lambda: generated_mask_scores(gan, oracle, n=N_GENERATED[args.preset],
                                                                         seed=args.seed))
 
-    encoder_config = replace(ENCODER_PRESETS["paper" if args.preset == "paper" else args.preset], seed=args.seed)
+    gan_path = (args.gan or runs / "gan").resolve()  # recorded, so that the encoder run reloads on its own
+    encoder_config = replace(ENCODER_PRESETS[args.preset], seed=args.seed, gan=str(gan_path))
     encoder = timed("encoder", lambda: train(PerturbEncoder(encoder_config, device=device, gan=gan), runs / "encoder"))
     test = build_dataset(c.dataset, size=c.resolution, split="test", seed=args.seed)
     real = timed("real images", lambda: real_image_scores(encoder, test, n=N_REAL[args.preset], chunks=args.chunks))
@@ -124,6 +127,14 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     reals = torch.stack([test[i]["image"] for i in range(min(n_quality, len(test)))])
     quality = timed("quality", lambda: image_quality(reals, generated_composites(gan, n_quality, seed=args.seed),
                                                      network=network, inception_score=False))
+    so_quality = None
+    if args.single_output:
+        from workbench.methods.stylegan import SingleOutputGAN
+
+        seed_everything(c.seed)
+        so_gan = timed("single-output gan", lambda: train(SingleOutputGAN(c, device=device), runs / "single-output"))
+        so_quality = image_quality(reals, generated_composites(so_gan, n_quality, seed=args.seed), network=network,
+                                   inception_score=False)
     total = (time.perf_counter() - start) / 60
 
     fid, kid = quality["fid_label"], quality["kid_label"]
@@ -133,8 +144,10 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
         ("3.1", f"detected (of {generated['n']})", generated["detected"]),
         ("3.1", "generated-mask IoU vs oracle (all)", generated["gen_mask_iou_all"]),
         ("3.1", "mean generated mask area", generated["gen_mask_area"]),
-        ("3.2", fid, quality["fid"]),
-        ("3.2", f"{kid} ×10³", 1e3 * quality["kid_mean"]),
+        ("3.2", f"{fid}, layered GAN", quality["fid"]),
+        ("3.2", f"{kid} ×10³, layered GAN", 1e3 * quality["kid_mean"]),
+        *([("3.2", f"{fid}, single-output GAN", so_quality["fid"]),
+           ("3.2", f"{kid} ×10³, single-output GAN", 1e3 * so_quality["kid_mean"])] if so_quality else []),
         *[("3.3", f"{name} IoU (test split)", value) for name, value in iou.items()],
         ("-", "oracle IoU on the test split (its own accuracy)", oracle_iou),
     ]
@@ -142,7 +155,8 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     metrics = {"gen_mask_iou": generated["gen_mask_iou"], "full_mask_ref_iou": generated["full_mask_ref_iou"],
                "detected": generated["detected"], "encoder_iou": iou["encoder"], "grabcut_iou": iou.get("grabcut"),
                "full_iou": iou.get("full"), "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
-               "oracle_iou": oracle_iou, "ablation": args.ablation, "minutes": total}
+               **({"so_fid": so_quality["fid"]} if so_quality else {}), "oracle_iou": oracle_iou,
+               "ablation": args.ablation if args.gan is None else "as-trained", "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, ablation {args.ablation}, {c.steps} GAN steps, "
              f"seed {args.seed}; runs in {runs}",
              "minutes: " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()) + f"; total {total:.1f} on "

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.latent_encoder import LatentEncoder
+from workbench.train.ema import ema_copy
 
 __all__ = ["PerturbEncoder", "PerturbEncoderConfig", "PRESETS"]
 
@@ -82,8 +83,9 @@ class PerturbEncoder(Method):
     def __init__(self, config: PerturbEncoderConfig, *, device: str | torch.device = "cpu", gan: Method | None = None):
         super().__init__(config, device=device)
         self.gan = gan if gan is not None else self.load_gan(config.gan)
-        self.gan_generator = self.gan.averaged("generator").eval().requires_grad_(False)
-        self.gan_discriminator = self.gan.module("discriminator").eval().requires_grad_(False)
+        # frozen copies: the GAN passed in stays trainable
+        self.gan_generator = ema_copy(self.gan.averaged("generator")).eval()
+        self.gan_discriminator = ema_copy(self.gan.module("discriminator")).eval()
         self.resolution = self.gan.config.resolution
         self.encoder = self.new_encoder()
         self.opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr, betas=config.betas)
@@ -186,14 +188,17 @@ class PerturbEncoder(Method):
         chunk_size, steps = chunk_size or c.chunk_size, steps or c.steps
         generator = torch.Generator().manual_seed(c.seed if seed is None else seed)
         masks = []
-        chunks = images.split(chunk_size)
+        chunks = list(images.split(chunk_size))
+        if len(chunks) > 1 and len(chunks[-1]) < 2:  # batch norm trains on two images or more
+            chunks[-2:] = [torch.cat(chunks[-2:])]
         for chunk in tqdm(chunks, desc="encoder chunks", unit="chunk", disable=not progress):
             x = self._fit_size(chunk.to(self.device))  # (n, 3, R, R)
-            torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
-            encoder = self.new_encoder().train()
+            with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+                torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+                encoder = self.new_encoder().train()
             opt = torch.optim.Adam(encoder.parameters(), lr=c.lr, betas=c.betas)
             for _ in range(steps):
-                pick = torch.randint(len(x), (min(c.batch_size, len(x)),), generator=generator)
+                pick = torch.randint(len(x), (max(2, min(c.batch_size, len(x))),), generator=generator)
                 loss, _ = self.autoencoding_loss(encoder, x[pick.to(self.device)])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -33,7 +33,7 @@ import torch
 if TYPE_CHECKING:
     from workbench.methods.move import MOVE
 
-__all__ = ["SHIPPED_MOVE", "export_move_bundle", "load_move", "resolve_mae_run"]
+__all__ = ["SHIPPED_MOVE", "export_move_bundle", "export_weights_only", "load_move", "resolve_mae_run"]
 
 SHIPPED_MOVE = Path(__file__).resolve().parents[2] / "assets" / "move-small"  # the repository's bundle
 MAKE_SHIPPED = "scripts/export_move_asset.py (see assets/move-small/README.md)"  # how to remake it
@@ -79,7 +79,7 @@ def _copy_weights(source: Path, target: Path, *, name: str, half: bool) -> None:
     save_file(tensors, str(target), metadata={"method": name, "dtype": "float16"})
 
 
-def _export_checkpoint(source: Path, target: Path, *, config: dict, half: bool) -> None:
+def export_weights_only(source: Path, target: Path, *, config: dict, half: bool) -> None:
     """Write the weights-only copy of checkpoint ``source``: config, step, method state, modules, EMA."""
     from workbench.train.checkpoint import CONFIG_FILE, EMA_FILE, MODULES_FILE, STATE_FILE
 
@@ -150,9 +150,9 @@ def export_move_bundle(*, move_run: str | Path, mae_run: str | Path | None = Non
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _export_checkpoint(mae.path, tmp / "mae", config=json.loads((mae.path / "config.json").read_text()),
+        export_weights_only(mae.path, tmp / "mae", config=json.loads((mae.path / "config.json").read_text()),
                            half=half_mae)
-        _export_checkpoint(move.path, tmp / "move", config=record, half=False)
+        export_weights_only(move.path, tmp / "move", config=record, half=False)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

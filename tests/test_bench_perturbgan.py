@@ -1,0 +1,78 @@
+"""The perturbgan benchmark (tables 3.1-3.3) runs end to end at smoke size, offline, with the shipped MAE
+as its feature network, for the default setting and for ablation (b) of table 3.1."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from workbench.cli import main
+from workbench.train import load_method
+
+KEYS = ("gen_mask_iou", "full_mask_ref_iou", "encoder_iou", "grabcut_iou", "fid_kind", "fid", "minutes")
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path, monkeypatch):
+    """Empty weights folder and torch hub cache: no Inception file, so the shipped MAE gives the features."""
+    monkeypatch.setenv("WORKBENCH_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # the benchmark's --threads 1 must not slow the tests after these
+
+
+def run_bench(tmp_path, capsys, *extra: str) -> tuple[str, dict]:
+    argv = ["bench", "perturbgan", "--preset", "smoke", "--threads", "1", "--device", "cpu",
+            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *extra]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("RESULT perturbgan ")
+    pairs = dict(item.split("=", 1) for item in line.split()[2:])
+    missing = [key for key in KEYS if key not in pairs]
+    assert not missing, f"RESULT line lacks {missing}: {line}"
+    return out, pairs
+
+
+def check_figures(pairs: dict) -> None:
+    for key in ("encoder_iou", "grabcut_iou"):
+        assert 0 <= float(pairs[key]) <= 1, key
+    for key in ("gen_mask_iou", "full_mask_ref_iou"):  # nan when the smoke oracle detects nothing
+        value = float(pairs[key])
+        assert math.isnan(value) or 0 <= value <= 1, key
+    assert 0 <= int(pairs["detected"]) <= 16  # N_GENERATED["smoke"] composites
+    assert math.isnan(float(pairs["gen_mask_iou"])) == (int(pairs["detected"]) == 0)
+    assert math.isfinite(float(pairs["fid"])) and float(pairs["fid"]) >= 0
+    assert float(pairs["minutes"]) > 0
+
+
+def gan_config(tmp_path) -> dict:
+    return json.loads((tmp_path / "runs" / "gan" / "config.json").read_text())["config"]
+
+
+def test_perturbgan_bench_smoke(tmp_path, capsys):
+    out, pairs = run_bench(tmp_path, capsys)
+    check_figures(pairs)
+    assert pairs["fid_kind"] == "mae-mean:assets/move-small/mae" and pairs["ablation"] == "default"
+    assert "not Inception" in out and "FID (MAE features)" in out
+    for name in ("oracle", "gan", "encoder"):
+        assert any((tmp_path / "runs" / name / "checkpoints").glob("step-*")), name
+    assert gan_config(tmp_path)["max_shift"] == 0.125
+    saved = json.loads((tmp_path / "out" / "perturbgan.json").read_text())
+    assert saved["metrics"]["fid_kind"] == pairs["fid_kind"]
+    assert {row["table"] for row in saved["table"]} >= {"3.1", "3.2", "3.3"}
+    encoder = load_method(tmp_path / "runs" / "encoder")  # the encoder run names the GAN it inverts
+    assert encoder.segment(torch.rand(2, 3, 16, 16)).shape == (2, 1, 16, 16)
+
+
+def test_perturbgan_bench_no_shift_ablation(tmp_path, capsys):
+    _, pairs = run_bench(tmp_path, capsys, "--ablation", "no-shift", "--steps", "2")
+    check_figures(pairs)
+    assert pairs["ablation"] == "no-shift"
+    config = gan_config(tmp_path)
+    assert config["max_shift"] == 0.0 and config["steps"] == 2
+    assert (tmp_path / "runs" / "gan" / "checkpoints" / "step-0000002").is_dir()
