@@ -66,8 +66,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.data import build_dataset
     from workbench.eval.gan_metrics import build_feature_network, image_quality
     from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
-    from workbench.methods.oracle import OracleUNet, evaluate_oracle
-    from workbench.methods.oracle import PRESETS as ORACLE_PRESETS
+    from workbench.methods.oracle import evaluate_oracle, load_or_train_oracle
     from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
     from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
     from workbench.methods.perturbgan_encoder import PerturbEncoder
@@ -103,12 +102,9 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     network = build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
                                     mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
 
-    if args.oracle is not None:
-        oracle = load_method(args.oracle, device=device, method="oracle-unet")
-    else:
-        oracle_config = replace(ORACLE_PRESETS[args.preset],
-                                dataset=c.dataset, resolution=c.resolution, seed=args.seed)
-        oracle = timed("oracle", lambda: train(OracleUNet(oracle_config, device=device), runs / "oracle"))
+    oracle = timed("oracle", lambda: load_or_train_oracle(args.oracle, preset=args.preset, dataset=c.dataset,
+                                                          resolution=c.resolution, device=device,
+                                                          out_dir=runs / "oracle"))
     oracle_iou = evaluate_oracle(oracle, n=N_REAL[args.preset])["iou"]
 
     if args.gan is None:

@@ -281,12 +281,12 @@ def evaluate_oracle(method: OracleUNet, dataset_spec: str | None = None, *, n: i
 
 
 def load_or_train_oracle(path: str | Path | None, *, preset: str = "small", dataset: str | None = None,
-                         resolution: int | None = None, device: str | torch.device = "cpu",
+                         resolution: int | None = None, steps: int | None = None, device: str | torch.device = "cpu",
                          out_dir: str | Path | None = None, progress: bool = True) -> OracleUNet:
     """An oracle U-Net in evaluation mode: loaded from ``path`` (a checkpoint or run folder), or trained.
 
-    Without ``path``, trains preset ``preset`` (with ``dataset`` and ``resolution`` overriding the
-    preset's when given) through the shared Trainer, writing logs and checkpoints to ``out_dir``
+    Without ``path``, trains preset ``preset`` (with ``dataset``, ``resolution`` and ``steps``
+    overriding the preset's when given) through the shared Trainer, writing logs and checkpoints to ``out_dir``
     when given (nothing is written otherwise). With ``path``, a ``dataset`` or ``resolution`` that
     differs from the checkpoint's only warns: ``predict`` resizes any image, but an oracle trained
     on other data may score poorly.
@@ -304,7 +304,7 @@ def load_or_train_oracle(path: str | Path | None, *, preset: str = "small", data
         return method
     if preset not in OracleUNet.presets:
         raise ValueError(f"unknown oracle preset {preset!r}; choose one of {sorted(OracleUNet.presets)}")
-    overrides = {k: v for k, v in (("dataset", dataset), ("resolution", resolution)) if v is not None}
+    overrides = {k: v for k, v in (("dataset", dataset), ("resolution", resolution), ("steps", steps)) if v is not None}
     config = replace(OracleUNet.presets[preset], **overrides)
     seed_everything(config.seed)
     method = OracleUNet(config, device=pick_device(device))

@@ -21,8 +21,8 @@ Ablations of table 3.1 (``ABLATIONS``; ``apply_ablation``): (b) ``no-shift``, (c
 (γ₁ = 10), (g) ``eta-5`` (η = 5%), (h) ``single-generator``.
 
 Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
-layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99)), without progressive growing (see
-``workbench.nets.stylegan``). ``small`` is 32 px on synthetic scenes for a CPU; ``smoke`` seconds.
+layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99), 6M real images: 1.2M for each of the
+thesis' five scales), without progressive growing (see ``workbench.nets.stylegan``). ``small`` is 32 px on synthetic scenes for a CPU; ``smoke`` seconds.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class PerturbGANConfig(TrainConfig):
     betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
     ema_beta: float = 0.999  # decay of the generators' moving average (sampling)
     samples: int = 8  # columns of the sample grid (figure 3.3 layout: five rows)
-    steps: int = 100_000
+    steps: int = 187_500  # 6M real images at batch 32: the thesis' 1.2M per scale × 5 scales (8 … 128 px)
     batch_size: int = 32
     sample_every: int = 2000
     checkpoint_every: int = 10_000

@@ -138,7 +138,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, defaults
         value = getattr(defaults, f.name)
         shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
         text = helps.get(f.name, "")
-        kwargs["help"] = f"{text} (default: {shown})" if text else f"(default: {shown})"
+        text = f"{text} (default: {shown})" if text else f"(default: {shown})"
+        kwargs["help"] = text.replace("%", "%%")  # argparse formats help with %
         sections[title].add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS, **kwargs)
 
 
