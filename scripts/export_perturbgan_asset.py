@@ -7,7 +7,8 @@
    config, step, modules and EMA; no optimizer or RNG state: it loads, it does not resume);
 2. loads the *copy* back and scores it as ``python -m workbench bench perturbgan`` does: the
    generated-mask IoU against the oracle on 1,000 composites (table 3.1);
-3. writes ``OUT/metrics.json`` and the figure-3.3 grid ``OUT/triplets.png``, and prints the figures.
+3. writes ``OUT/metrics.json`` and the Triplet browser's figure 3.3 for seeds 0-7 as
+   ``OUT/triplets.png``, and prints the figures.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from apps.tabs.triplet_browser import figure_grid  # noqa: E402
 from workbench.eval.perturbgan import generated_mask_scores  # noqa: E402
 from workbench.train.checkpoint import find_checkpoint, load_method  # noqa: E402
 from workbench.train.move_assets import export_weights_only  # noqa: E402
-from workbench.train.trainer import save_png  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +47,8 @@ def main() -> None:
     gan = load_method(args.out, method="perturbgan")
     oracle = load_method(args.oracle, method="oracle-unet")
     scores = generated_mask_scores(gan, oracle, n=args.n)
-    save_png(gan.sample()[0], args.out / "triplets.png")
+    grid = figure_grid(gan, seed=0, seeds=8, cell=96)  # (H, W, 3) in [0, 1], the tab's figure 3.3
+    Image.fromarray((grid * 255).round().astype(np.uint8)).save(args.out / "triplets.png")
     size_mb = sum(p.stat().st_size for p in args.out.iterdir()) / 2**20
     metrics = {**scores, "source": str(source), "step": gan.step, "size_mb": round(size_mb, 2)}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -20,6 +20,8 @@ from apps.tabs import triplet_browser as tb
 from workbench.methods.perturbgan import PRESETS, PerturbGAN
 from workbench.train.trainer import Trainer
 
+from train_helpers import smoke_perturbgan_run
+
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 RESOLUTION = PRESETS["smoke"].resolution  # 16 px
 SCALE = tb.CELL // RESOLUTION  # 8: each model pixel is an 8 x 8 block
@@ -31,10 +33,7 @@ SIDE = SCALE * RESOLUTION  # 128 px per picture
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A PerturbGAN run folder: the smoke preset trained for 2 steps (checkpoints/step-0000002)."""
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("perturbgan")
-    Trainer(PerturbGAN(PRESETS["smoke"]), out_dir=out, progress=False, tensorboard=False).fit(2)
-    return out
+    return smoke_perturbgan_run(tmp_path_factory.mktemp("perturbgan"))
 
 
 def _browse(run, **changes):

@@ -15,7 +15,7 @@ from workbench.train import load_method
 from workbench.train.checkpoint import read_checkpoint
 from workbench.train.trainer import Trainer
 
-from train_helpers import SMOKE_FLAGS
+from train_helpers import SMOKE_FLAGS, smoke_perturbgan_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 SMOKE = PRESETS["smoke"]  # 3 steps, batch 4
@@ -31,10 +31,7 @@ def images(n, size=R, seed=0):
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
     """A PerturbGAN run folder: the smoke preset trained for 2 steps."""
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("gan")
-    Trainer(PerturbGAN(GAN_PRESETS["smoke"]), out_dir=out, progress=False, tensorboard=False).fit(2)
-    return out
+    return smoke_perturbgan_run(tmp_path_factory.mktemp("gan"))
 
 
 @pytest.fixture(scope="module")

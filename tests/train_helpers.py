@@ -67,3 +67,13 @@ def read_stats(run: Path) -> list[dict]:
     """stats.jsonl without the timing fields."""
     lines = (Path(run) / "stats.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+
+
+def smoke_perturbgan_run(folder: Path, *, steps: int = 2) -> Path:
+    """A PerturbGAN run folder: the smoke preset trained ``steps`` steps from seed 0 (checkpoints/step-*)."""
+    from workbench.methods.perturbgan import PRESETS, PerturbGAN
+    from workbench.train.trainer import Trainer
+
+    torch.manual_seed(0)
+    Trainer(PerturbGAN(PRESETS["smoke"]), out_dir=folder, progress=False, tensorboard=False).fit(steps)
+    return folder

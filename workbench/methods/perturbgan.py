@@ -35,7 +35,7 @@ from workbench.losses import WGANGP
 from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.layered import LayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
-from workbench.ops.augment import contrast_jitter, resize_random_crop
+from workbench.ops.augment import contrast_jitter, resize_random_crop, scale_contrast
 from workbench.ops.composite import layered_composite
 from workbench.ops.mask_losses import binarization_loss, size_loss
 from workbench.ops.shift import random_offsets
@@ -92,7 +92,7 @@ class PerturbGANConfig(TrainConfig):
 PRESETS: dict[str, PerturbGANConfig] = {
     "paper": PerturbGANConfig(),
     "small": PerturbGANConfig(resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
-                              min_mask=0.15, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=32, log_every=25,
+                              min_mask=0.15, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                               sample_every=500, checkpoint_every=1000),
     "smoke": PerturbGANConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, width=8, max_width=16,
                               min_mask=0.15, lr=1e-3, ema_beta=0.9, samples=4, steps=4, batch_size=4, log_every=2,
@@ -228,8 +228,7 @@ class PerturbGAN(Method):
         layers = generator(z, truncation=truncation, noise=noise)
         generator.train(was_training)
         if jitter is not None:
-            mean = layers.background.mean(dim=(1, 2, 3), keepdim=True)  # (n, 1, 1, 1)
-            layers = layers._replace(background=(layers.background - mean) * jitter + mean)
+            layers = layers._replace(background=scale_contrast(layers.background, jitter))
         composite = self.composite(layers, offset)
         to01 = lambda x: ((x + 1) / 2).clamp(0, 1)  # noqa: E731
         return {"background": to01(layers.background), "foreground": to01(layers.foreground), "mask": layers.mask,

@@ -21,6 +21,7 @@ Optimiser: Adam, lr 1e-4, (β₁, β₂) = (0.9, 0.999) (section 3.4.2).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 
 from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.latent_encoder import LatentEncoder
-from workbench.train.ema import ema_copy
+from workbench.ops.composite import layered_composite
 
 __all__ = ["PerturbEncoder", "PerturbEncoderConfig", "PRESETS"]
 
@@ -84,8 +85,8 @@ class PerturbEncoder(Method):
         super().__init__(config, device=device)
         self.gan = gan if gan is not None else self.load_gan(config.gan)
         # frozen copies: the GAN passed in stays trainable
-        self.gan_generator = ema_copy(self.gan.averaged("generator")).eval()
-        self.gan_discriminator = ema_copy(self.gan.module("discriminator")).eval()
+        self.gan_generator = copy.deepcopy(self.gan.averaged("generator")).eval().requires_grad_(False)
+        self.gan_discriminator = copy.deepcopy(self.gan.module("discriminator")).eval().requires_grad_(False)
         self.resolution = self.gan.config.resolution
         self.encoder = self.new_encoder()
         self.opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr, betas=config.betas)
@@ -117,7 +118,7 @@ class PerturbEncoder(Method):
     def decode(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes (B, num_ws, w_dim) -> (x_E (B, 3, R, R) in [-1, 1], mask (B, 1, R, R)), with the generator's const noise."""
         layers = self.gan_generator.synthesis(codes, noise="const")
-        composite = (1 - layers.mask) * layers.background + layers.mask * layers.foreground  # eq. (3.1)
+        composite = layered_composite(background=layers.background, foreground=layers.foreground, mask=layers.mask)
         return composite, layers.mask
 
     def autoencoding_loss(self, encoder: torch.nn.Module, x01: torch.Tensor) -> tuple[torch.Tensor, dict]:

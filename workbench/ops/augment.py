@@ -25,7 +25,7 @@ from torch import Tensor
 
 from workbench.ops.shift import random_offsets, translate
 
-__all__ = ["contrast_jitter", "center_crop_square", "resize_random_crop", "random_resized_crop", "DiffAugment"]
+__all__ = ["contrast_jitter", "scale_contrast", "center_crop_square", "resize_random_crop", "random_resized_crop", "DiffAugment"]
 
 # helpers
 
@@ -53,8 +53,13 @@ def contrast_jitter(
     Returns:
         (B, C, H, W), one factor c per image.
     """
+    return scale_contrast(x, _uniform(x.shape[0], low, high, like=x, generator=generator))
+
+
+def scale_contrast(x: Tensor, factor: Tensor | float) -> Tensor:
+    """``(x - μ) c + μ`` with μ each image's mean over channels and pixels; ``factor`` c is a float or (B, 1, 1, 1)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
-    return (x - mean) * _uniform(x.shape[0], low, high, like=x, generator=generator) + mean
+    return (x - mean) * factor + mean
 
 
 def center_crop_square(x: Tensor) -> Tensor:
