@@ -226,3 +226,16 @@ def test_client_calls_the_triplet_browser_endpoints(run):
             assert np.array_equal(np.asarray(png.convert("RGB")), shown)
     finally:
         demo.close()
+
+
+def test_the_shipped_checkpoint_loads_and_matches_its_recorded_config():
+    import json
+
+    if not tb.SHIPPED_PERTURBGAN.is_dir():
+        pytest.skip("assets/perturbgan-small is not in this checkout")
+    method = tb.load_perturbgan(tb.SHIPPED_PERTURBGAN, device="cpu")
+    config = json.loads((tb.SHIPPED_PERTURBGAN / "config.json").read_text())["config"]
+    assert method.config.resolution == config["resolution"] == 32 and method.step == 3000
+    out = method.generate(4, seed=0)
+    area = (out["mask"] >= 0.5).float().mean().item()
+    assert 0.05 < area < 0.6  # a trained mask: neither empty nor the whole image
