@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from workbench.methods import METHODS
-from workbench.methods.oracle import (OracleConfig, OracleUNet, evaluate_oracle, load_or_train_oracle,
-                                      soft_dice_loss)
+from workbench.methods.oracle import OracleConfig, OracleUNet, evaluate_oracle, load_or_train_oracle
+from workbench.ops.mask_losses import dice_loss, mask_iou
 from workbench.train.checkpoint import load_method
 from workbench.train.device import seed_everything
 from workbench.train.trainer import Trainer
@@ -104,8 +104,8 @@ def test_config_checks_and_dice():
         OracleConfig(norm="layer")
     g = torch.zeros(2, 1, 4, 4)
     g[:, :, :2] = 1
-    assert soft_dice_loss(g, g) == 0
-    assert soft_dice_loss(1 - g, g) > 0.9
+    assert dice_loss(g, g) == 0
+    assert dice_loss(1 - g, g) > 0.9
 
 
 def test_learning_rate_schedule():
@@ -115,3 +115,13 @@ def test_learning_rate_schedule():
     assert method.learning_rate() == 1e-2
     method.step = 5
     assert method.learning_rate() == 1e-3
+
+
+def test_mask_iou_by_hand():
+    pred = torch.zeros(3, 1, 2, 2, dtype=torch.bool)
+    target = torch.zeros(3, 1, 2, 2, dtype=torch.bool)
+    pred[0, 0, 0, :] = True  # 2 pixels
+    target[0, 0, :, 0] = True  # 2 pixels, 1 shared: IoU 1/3
+    pred[1] = True  # 4 pixels against an empty target: 0
+    # image 2: both empty -> 1
+    assert mask_iou(pred, target).tolist() == pytest.approx([1 / 3, 0.0, 1.0])

@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from workbench.methods.selfmask import PRESETS, SelfMask, dice_loss
+from workbench.methods.selfmask import PRESETS, SelfMask
+from workbench.ops.mask_losses import dice_loss
 from workbench.train.checkpoint import CheckpointError, load_method_weights, read_checkpoint
 from workbench.train.config import config_from_dict
 from workbench.train.launch import main as train_main

@@ -21,18 +21,11 @@ from tqdm.auto import tqdm
 
 from workbench.eval.baselines import run_baselines
 from workbench.eval.metrics import SegmentationMeter
+from workbench.ops.mask_losses import mask_iou
 
 __all__ = ["generated_mask_scores", "generated_composites", "real_image_scores", "DETECTION_MIN_AREA"]
 
 DETECTION_MIN_AREA = 0.01  # the oracle "detects" an object when its mask covers at least 1% of the image
-
-
-def _iou(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """Per-image IoU (N,) of binary masks (N, 1, H, W); 1 when both are empty (as eval.metrics)."""
-    pred, target = pred.flatten(1).bool(), target.flatten(1).bool()
-    inter = (pred & target).sum(1).double()
-    union = (pred | target).sum(1).double()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).cpu().numpy()
 
 
 @torch.no_grad()
@@ -53,7 +46,7 @@ def generated_mask_scores(gan, oracle, *, n: int = 1000, batch_size: int = 100, 
         truth = oracle.predict(out["composite"]) >= 0.5  # (b, 1, R, R) proxy ground truth
         mask = out["mask"] >= 0.5  # (b, 1, R, R)
         area = truth.flatten(1).float().mean(1)  # (b,)
-        ious.append(_iou(mask, truth))
+        ious.append(mask_iou(mask, truth).cpu().numpy())
         refs.append(area.cpu().numpy())  # IoU of the full mask with the oracle's
         found.append((area >= min_area).cpu().numpy())
         areas.append(mask.flatten(1).float().mean(1).cpu().numpy())

@@ -40,8 +40,9 @@ import torch.nn.functional as F
 
 from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.unet import NORMS, UPSAMPLINGS, UNet
+from workbench.ops.mask_losses import dice_loss, mask_iou
 
-__all__ = ["OracleConfig", "OracleUNet", "evaluate_oracle", "load_or_train_oracle", "soft_dice_loss", "PRESETS"]
+__all__ = ["OracleConfig", "OracleUNet", "evaluate_oracle", "load_or_train_oracle", "PRESETS"]
 
 # config
 
@@ -109,19 +110,6 @@ PRESETS: dict[str, OracleConfig] = {
 # helpers
 
 
-def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over images of ``1 − (2 Σ p·g + 1) / (Σ p + Σ g + 1)``: (B, 1, H, W) probabilities and targets -> ()."""
-    p, g = probs.flatten(1), target.flatten(1)  # (B, H·W)
-    return (1 - (2 * (p * g).sum(1) + 1) / (p.sum(1) + g.sum(1) + 1)).mean()
-
-
-def batch_iou(probs: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5) -> torch.Tensor:
-    """Mean IoU of ``probs >= threshold`` with ``target > 0.5`` over a batch (1 when both are empty)."""
-    pred, gt = (probs >= threshold).flatten(1), (target > 0.5).flatten(1)  # (B, H·W)
-    inter, union = (pred & gt).sum(1).float(), (pred | gt).sum(1).float()  # (B,)
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
-
-
 def require_masks(dataset, spec: str) -> None:
     """Raise ValueError when the items of ``dataset`` (named ``spec``) have no "mask"."""
     if len(dataset) == 0:
@@ -183,7 +171,7 @@ class OracleUNet(Method):
         """BCE with logits, soft Dice and their weighted sum; logits and targets (B, 1, R, R)."""
         c = self.config
         bce = F.binary_cross_entropy_with_logits(logits, target)
-        dice = soft_dice_loss(torch.sigmoid(logits), target)
+        dice = dice_loss(torch.sigmoid(logits), target)
         return {"loss": c.bce_weight * bce + c.dice_weight * dice, "bce": bce, "dice": dice}
 
     def segmenter_step(self, batch: dict) -> dict:
@@ -201,7 +189,7 @@ class OracleUNet(Method):
         losses["loss"].backward()
         self.opt.step()
         with torch.no_grad():
-            iou = batch_iou(torch.sigmoid(logits), target)
+            iou = mask_iou(torch.sigmoid(logits) >= 0.5, target > 0.5).mean()
         return {**{k: v.detach() for k, v in losses.items()}, "iou": iou, "lr": lr}
 
     # inference

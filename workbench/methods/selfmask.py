@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.segmenter import SegmenterHead
 from workbench.ops import DiffAugment, random_resized_crop
+from workbench.ops.mask_losses import dice_loss
 
 # config
 
@@ -95,12 +96,6 @@ PRESETS: dict[str, SelfMaskConfig] = {
 
 
 # helpers
-
-
-def dice_loss(mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over images of ``1 − (2 Σ p·g + 1) / (Σ p + Σ g + 1)``; soft mask p, target g: (B, 1, H, W) -> ()."""
-    p, g = mask.flatten(1), target.flatten(1)  # (B, H·W)
-    return (1 - (2 * (p * g).sum(1) + 1) / (p.sum(1) + g.sum(1) + 1)).mean()
 
 
 # method

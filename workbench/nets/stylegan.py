@@ -2,9 +2,10 @@
 
 The generator of chapter 3 follows StyleGAN (Karras et al. 2019, section 3.3 of the thesis): a
 mapping network turns z ~ N(0, I) into a style w; a learned 4×4 constant is upsampled block by
-block, and every block has two convolutions, each followed by per-pixel noise, a bias, a leaky
-ReLU and AdaIN with its own affine map of w (so a block takes two style vectors, and the
-thesis' encoder predicts "5 scales · 2 AdaIN layers" codes per generator at 64 px). Every
+block, and every block has two layers (two 3×3 convolutions; at 4×4 the constant and one
+convolution), each followed by per-pixel noise, a bias, a leaky ReLU and AdaIN with its own
+affine map of w (so a block takes two style vectors, and the thesis' encoder predicts "5 scales ·
+2 AdaIN layers" codes per generator at 64 px). Every
 resolution has a 1×1 to-RGB(A) head and the outputs are summed after upsampling (StyleGAN2's
 skip outputs), so ``out_channels`` may be 3 (an image), 4 (foreground + mask) or 7 (all three
 layers). There is no progressive growing: every resolution trains from the start (the skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["size_loss", "binarization_loss"]
+__all__ = ["size_loss", "binarization_loss", "dice_loss", "mask_iou"]
 
 
 def size_loss(mask: Tensor, *, min_area: float) -> Tensor:
@@ -25,3 +25,23 @@ def size_loss(mask: Tensor, *, min_area: float) -> Tensor:
 def binarization_loss(mask: Tensor) -> Tensor:
     """Binarisation loss ``mean min{m, 1 - m}`` over pixels and batch (eq. 3.4, 4.4, 5.2)."""
     return torch.minimum(mask, 1 - mask).mean()
+
+
+def dice_loss(mask: Tensor, target: Tensor) -> Tensor:
+    """Soft Dice loss, mean over images of ``1 − (2 Σ p·g + 1) / (Σ p + Σ g + 1)`` (the +1 keeps empty masks finite).
+
+    Soft mask p and target g: (B, 1, H, W) -> (). The supervised segmenters' loss (SelfMask, the oracle U-Net).
+    """
+    p, g = mask.flatten(1), target.flatten(1)  # (B, H·W)
+    return (1 - (2 * (p * g).sum(1) + 1) / (p.sum(1) + g.sum(1) + 1)).mean()
+
+
+@torch.no_grad()
+def mask_iou(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-image IoU (B,) of binary masks (B, 1, H, W) (bool, or float in {0, 1}); 1 when both are empty.
+
+    The same definition as :func:`workbench.eval.metrics.iou`, on tensors, for training logs and quick scores.
+    """
+    pred, target = pred.flatten(1).bool(), target.flatten(1).bool()  # (B, H·W)
+    inter, union = (pred & target).sum(1).double(), (pred | target).sum(1).double()  # (B,)
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
