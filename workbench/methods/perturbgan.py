@@ -148,12 +148,13 @@ class PerturbGAN(Method):
     # data
 
     def build_dataset(self):
-        """The training split, at 1.125·R (random crops to R happen per batch) or at R without crops."""
+        """The training split resized (squashed, as section 3.3 says) to 1.125·R square, random crops to R
+        happening per batch; or to R without crops. Datasets with their own protocol (CUB) keep it."""
         from workbench.data import build_dataset
 
         c = self.config
         size = round(CROP_SCALE * c.resolution) if c.random_crop else c.resolution
-        return build_dataset(c.dataset, size=size, split="train", seed=c.seed, crop="center")
+        return build_dataset(c.dataset, size=size, split="train", seed=c.seed)
 
     def real_images(self, batch: dict) -> torch.Tensor:
         """Real images (B, 3, R, R) in [-1, 1]: a random R crop of the 1.125·R image (section 3.3)."""

@@ -111,7 +111,7 @@ class PerturbEncoder(Method):
         from workbench.data import build_dataset
 
         spec = self.config.dataset or self.gan.config.dataset
-        return build_dataset(spec, size=self.resolution, split="train", seed=self.config.seed, crop="center")
+        return build_dataset(spec, size=self.resolution, split="train", seed=self.config.seed)
 
     # the model
 
