@@ -76,3 +76,13 @@ def test_perturbgan_bench_no_shift_ablation(tmp_path, capsys):
     config = gan_config(tmp_path)
     assert config["max_shift"] == 0.0 and config["steps"] == 2
     assert (tmp_path / "runs" / "gan" / "checkpoints" / "step-0000002").is_dir()
+
+
+def test_perturbgan_bench_scores_a_trained_run_with_chunked_encoders(tmp_path, capsys):
+    run_bench(tmp_path / "first", capsys, "--steps", "2")  # a GAN and an oracle to reuse
+    first = tmp_path / "first" / "runs"
+    out, pairs = run_bench(tmp_path, capsys, "--gan", str(first / "gan"), "--oracle", str(first / "oracle"), "--chunks")
+    check_figures(pairs)
+    assert pairs["ablation"] == "as-trained" and 0 <= float(pairs["encoder_chunks_iou"]) <= 1
+    assert "encoder (chunks) IoU" in out
+    assert not (tmp_path / "runs" / "gan").exists() and not (tmp_path / "runs" / "oracle" / "checkpoints").exists()
