@@ -298,3 +298,17 @@ def test_config_checks():
     paper = PRESETS["paper"]
     assert (paper.max_shift, paper.gp_weight, paper.drift, paper.size_weight, paper.binary_weight, paper.mixing,
             paper.betas, paper.z_dim) == (0.125, 10.0, 0.001, 2.0, 2.0, 0.9, (0.0, 0.99), 512)
+
+
+def test_the_single_output_gan_of_table_3_2_trains_and_reloads(tmp_path):
+    from workbench.methods.stylegan import SingleOutputGAN
+    from workbench.nets.stylegan import StyleGenerator
+
+    torch.manual_seed(0)
+    method = SingleOutputGAN(PRESETS["smoke"])
+    assert type(method.generator) is StyleGenerator and method.generator.out_channels == 3  # one image, no layers
+    Trainer(method, out_dir=tmp_path, progress=False, tensorboard=False).fit(2)
+    images = method.generate(3, seed=1)["composite"]
+    assert images.shape == (3, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+    loaded = load_method(tmp_path, method="stylegan")
+    assert torch.equal(loaded.generate(3, seed=1)["composite"], images)
