@@ -71,8 +71,9 @@ Rules a method follows:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -86,6 +87,17 @@ Stats = Mapping[str, "float | torch.Tensor"]  # what a phase returns: named scal
 def unwrap(module: nn.Module) -> nn.Module:
     """The module inside a DDP wrapper (the module itself otherwise)."""
     return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``module`` in evaluation mode, then put back the mode it had (also on errors)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 # classes

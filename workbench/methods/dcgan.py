@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 
 from workbench.losses import ADVERSARIAL_LOSSES, WGANGP, Hinge, NonSaturatingR1
-from workbench.methods.base import Method, Phase, TrainConfig
+from workbench.methods.base import Method, Phase, TrainConfig, evaluating
 from workbench.nets.dcgan import RESOLUTIONS, Discriminator, Generator
 
 # config
@@ -135,9 +135,6 @@ class DCGAN(Method):
     def sample(self) -> torch.Tensor:
         """``samples`` images from the EMA generator, always from the same latent codes."""
         z = torch.randn(self.config.samples, self.config.z_dim, generator=torch.Generator().manual_seed(self.config.seed))
-        generator = self.averaged("generator")
-        was_training = generator.training
-        generator.eval()
-        images = generator(z.to(self.device))  # (N, 3, R, R) in [-1, 1]
-        generator.train(was_training)
+        with evaluating(self.averaged("generator")) as generator:
+            images = generator(z.to(self.device))  # (N, 3, R, R) in [-1, 1]
         return (images + 1) / 2

@@ -47,7 +47,7 @@ from typing import Literal
 import torch
 
 from workbench.losses.kdd import KDD, FeatureBank, Joint, jacobian_penalty
-from workbench.methods.base import Method, Phase, TrainConfig
+from workbench.methods.base import Method, Phase, TrainConfig, evaluating
 from workbench.nets.gan32 import RESOLUTIONS, Discriminator, DiscriminatorOutput, Generator
 from workbench.ops.augment import DiffAugment
 
@@ -333,12 +333,8 @@ class KDDGAN(Method):
         z = torch.randn(n, c.z_dim, generator=g).to(self.device)
         if c.num_classes and labels is None:
             labels = torch.arange(n) * c.num_classes // n  # (n,) class blocks
-        generator = self.averaged("generator")
-        was_training = generator.training
-        generator.eval()
-        images = generator(z, labels.to(self.device) if labels is not None else None)  # (n, 3, R, R)
-        generator.train(was_training)
-        return images
+        with evaluating(self.averaged("generator")) as generator:
+            return generator(z, labels.to(self.device) if labels is not None else None)  # (n, 3, R, R)
 
     @torch.no_grad()
     def sample(self) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
+from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.mae import ARCHS, MAE, build_mae
 
 # config
@@ -166,25 +166,22 @@ class MAEPretraining(Method):
         """One image of four rows: inputs; masked inputs (grey patches); MAE's reconstruction with the
         visible patches pasted back; MOVE's inpainting of the same patches (all patches encoded, the
         mask token blended in before the decoder, section 5.2.2). Fixed images and masks."""
-        model = self.averaged("mae")
-        was_training = model.training
-        model.eval()
-        x01 = self.sample_images()  # (N, 3, S, S)
-        x = model.normalize(x01)
-        g = torch.Generator().manual_seed(self.config.seed)
-        _, pred, mask = model(x, mask_ratio=self.config.mask_ratio, generator=g)  # (N, L, P*P*3), (N, L)
-        grid = (x.shape[-2] // model.patch_size, x.shape[-1] // model.patch_size)
-        pixel_mask = model.unpatchify(mask[..., None].expand(-1, -1, pred.shape[-1]), grid=grid)  # (N, 3, S, S)
-        if model.norm_pix_loss:  # undo the per-patch normalisation with the true patch statistics
-            target = model.patchify(x)
-            pred = pred * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + target.mean(dim=-1, keepdim=True)
-        recon = model.denormalize(model.unpatchify(pred, grid=grid))  # (N, 3, S, S)
-        pasted = pixel_mask * recon + (1 - pixel_mask) * x01
-        masked = pixel_mask * 0.5 + (1 - pixel_mask) * x01
-        rows = [x01, masked, pasted]
-        if not model.norm_pix_loss:  # soft inpainting predicts pixels only when they were the target
-            rows.append(model.denormalize(model.inpaint(x, mask)))
-        model.train(was_training)
+        with evaluating(self.averaged("mae")) as model:
+            x01 = self.sample_images()  # (N, 3, S, S)
+            x = model.normalize(x01)
+            g = torch.Generator().manual_seed(self.config.seed)
+            _, pred, mask = model(x, mask_ratio=self.config.mask_ratio, generator=g)  # (N, L, P*P*3), (N, L)
+            grid = (x.shape[-2] // model.patch_size, x.shape[-1] // model.patch_size)
+            pixel_mask = model.unpatchify(mask[..., None].expand(-1, -1, pred.shape[-1]), grid=grid)  # (N, 3, S, S)
+            if model.norm_pix_loss:  # undo the per-patch normalisation with the true patch statistics
+                target = model.patchify(x)
+                pred = pred * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + target.mean(dim=-1, keepdim=True)
+            recon = model.denormalize(model.unpatchify(pred, grid=grid))  # (N, 3, S, S)
+            pasted = pixel_mask * recon + (1 - pixel_mask) * x01
+            masked = pixel_mask * 0.5 + (1 - pixel_mask) * x01
+            rows = [x01, masked, pasted]
+            if not model.norm_pix_loss:  # soft inpainting predicts pixels only when they were the target
+                rows.append(model.denormalize(model.inpaint(x, mask)))
         return tile_rows(rows)
 
 

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.losses import Hinge
-from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
+from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.discriminators import ConvDiscriminator, EfficientNetPyramid, ProjectedDiscriminator, ViTPyramid
 from workbench.nets.segmenter import SegmenterHead
 from workbench.ops import DiffAugment, binarization_loss, inpainting_mask, layered_composite, pool_mask, \
@@ -479,14 +479,10 @@ class MOVE(Method):
         x = x01.to(self.device)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        was_training = head.training
-        head.eval()
-        try:
+        with evaluating(head):
             with self.autocast():
                 features = self.extractor(x).float()
             mask = self.segment(features, head=head)
-        finally:
-            head.train(was_training)
         return mask[..., :h, :w]
 
     @torch.no_grad()

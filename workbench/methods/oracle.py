@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
+from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.unet import NORMS, UPSAMPLINGS, UNet
 from workbench.ops.mask_losses import dice_loss, mask_iou
 
@@ -208,11 +208,8 @@ class OracleUNet(Method):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         r = self.config.resolution
         h, w = images.shape[-2:]
-        net = self.averaged("net")
-        was_training = net.training
-        net.eval()
         masks = []
-        try:
+        with evaluating(self.averaged("net")) as net:
             for chunk in images.split(batch_size):
                 x = chunk.to(self.device, torch.float32)  # (b, 3, H, W)
                 if (h, w) != (r, r):
@@ -221,8 +218,6 @@ class OracleUNet(Method):
                 if (h, w) != (r, r):
                     probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
                 masks.append(probs.to(images.device))  # (b, 1, H, W)
-        finally:
-            net.train(was_training)
         return torch.cat(masks) if masks else images.new_zeros(0, 1, h, w)  # (B, 1, H, W)
 
     def first_masks(self, n: int) -> torch.Tensor:

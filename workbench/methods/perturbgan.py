@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from workbench.losses import WGANGP
-from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
+from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.layered import LayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
 from workbench.ops.augment import contrast_jitter, resize_random_crop, scale_contrast
@@ -223,11 +223,8 @@ class PerturbGAN(Method):
         c = self.config
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         z = torch.randn(n, c.z_dim, generator=g).to(self.device)  # (n, z_dim)
-        generator = self.averaged("generator") if ema else self.module("generator")
-        was_training = generator.training
-        generator.eval()
-        layers = generator(z, truncation=truncation, noise=noise)
-        generator.train(was_training)
+        with evaluating(self.averaged("generator") if ema else self.module("generator")) as generator:
+            layers = generator(z, truncation=truncation, noise=noise)
         if jitter is not None:
             layers = layers._replace(background=scale_contrast(layers.background, jitter))
         composite = self.composite(layers, offset)

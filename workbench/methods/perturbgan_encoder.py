@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
+from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.latent_encoder import LatentEncoder
 from workbench.ops.composite import layered_composite
 
@@ -160,16 +160,13 @@ class PerturbEncoder(Method):
     def encode(self, images: torch.Tensor, *, encoder: torch.nn.Module | None = None,
                batch_size: int = 64) -> dict[str, torch.Tensor]:
         """Reconstruct images (B, 3, H, W) in [0, 1]: ``mask`` (B, 1, H, W) and ``reconstruction`` (B, 3, H, W) in [0, 1]."""
-        encoder = self.module("encoder") if encoder is None else encoder
-        was_training = encoder.training
-        encoder.eval()
         masks, recons = [], []
-        for chunk in images.split(batch_size):
-            x = self._fit_size(chunk.to(self.device))  # (b, 3, R, R)
-            x_e, mask = self.decode(encoder(x))
-            masks.append(mask)
-            recons.append(((x_e + 1) / 2).clamp(0, 1))
-        encoder.train(was_training)
+        with evaluating(self.module("encoder") if encoder is None else encoder) as encoder:
+            for chunk in images.split(batch_size):
+                x = self._fit_size(chunk.to(self.device))  # (b, 3, R, R)
+                x_e, mask = self.decode(encoder(x))
+                masks.append(mask)
+                recons.append(((x_e + 1) / 2).clamp(0, 1))
         mask, recon = torch.cat(masks), torch.cat(recons)
         size = images.shape[-2:]
         if size != mask.shape[-2:]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from workbench.methods.base import tile_rows
+from workbench.methods.base import evaluating, tile_rows
 from workbench.methods.perturbgan import PRESETS, PerturbGAN, PerturbGANConfig
 from workbench.nets.stylegan import StyleGenerator, mixing_cutoffs
 
@@ -50,11 +50,8 @@ class SingleOutputGAN(PerturbGAN):
         """``n`` images from the (EMA) generator: ``{"composite": (n, 3, R, R) in [0, 1], "z": (n, z_dim)}``."""
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         z = torch.randn(n, self.config.z_dim, generator=g).to(self.device)
-        generator = self.averaged("generator") if ema else self.module("generator")
-        was_training = generator.training
-        generator.eval()
-        images = generator(z, truncation=truncation, noise=noise)
-        generator.train(was_training)
+        with evaluating(self.averaged("generator") if ema else self.module("generator")) as generator:
+            images = generator(z, truncation=truncation, noise=noise)
         return {"composite": ((images + 1) / 2).clamp(0, 1), "z": z}
 
     @torch.no_grad()
