@@ -151,7 +151,7 @@ class Method:
         self.step = 0  # finished iterations; the trainer keeps it current
         self.ema_betas: dict[str, float] = {}  # module name -> EMA decay; the trainer keeps the averages
         self.ema: dict[str, nn.Module] = {}  # the averaged copies, filled by the trainer or a checkpoint
-        self._first_images: torch.Tensor | None = None  # cache of first_images()
+        self._first_items: list[dict] | None = None  # cache of first_items()
 
     # the protocol
 
@@ -198,10 +198,18 @@ class Method:
 
         Read once and kept: the fixed inputs of a sample grid.
         """
-        if self._first_images is None:
+        return torch.stack([item["image"] for item in self.first_items(n)]).to(self.device)
+
+    def first_items(self, n: int) -> list[dict]:
+        """The first ``n`` items of :meth:`build_dataset` (fewer if it is shorter).
+
+        Read once and kept, so that a sample grid's fixed inputs and their other fields (masks)
+        come from one pass over the dataset.
+        """
+        if self._first_items is None:
             dataset = self.build_dataset()
-            self._first_images = torch.stack([dataset[i]["image"] for i in range(min(n, len(dataset)))])
-        return self._first_images.to(self.device)
+            self._first_items = [dataset[i] for i in range(min(n, len(dataset)))]
+        return self._first_items
 
     def train(self, mode: bool = True) -> "Method":
         """Put the saved modules in training (or evaluation) mode."""

@@ -137,7 +137,6 @@ class OracleUNet(Method):
                         up=c.up).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=c.lr, betas=c.betas)
         self.ema_betas = {"net": c.ema_beta} if c.ema_beta > 0 else {}
-        self._first_masks: torch.Tensor | None = None  # cache of the sample grid's true masks
 
     # data
 
@@ -222,10 +221,7 @@ class OracleUNet(Method):
 
     def first_masks(self, n: int) -> torch.Tensor:
         """The true masks (N, 1, R, R) of :meth:`first_images`, on the device."""
-        if self._first_masks is None:
-            dataset = self.build_dataset()
-            self._first_masks = torch.stack([dataset[i]["mask"] for i in range(min(n, len(dataset)))])
-        return self._first_masks.to(self.device)
+        return torch.stack([item["mask"] for item in self.first_items(n)]).to(self.device)
 
     @torch.no_grad()
     def sample(self) -> torch.Tensor:
