@@ -10,6 +10,10 @@ point, so the pair stays one sample. The *style stack* of the pair, (B, num_ws, 
 background's AdaIN styles followed by the foreground's (or the single generator's): the codes
 that the encoder of section 3.2.3 predicts, "one per AdaIN layer and generator".
 
+Chapter 4 halves the model: :class:`ConditionalLayeredGenerator` is *one* class-conditional
+StyleGAN with 4 outputs, run twice on the same z: ``G(z, 0) = [B, discarded mask]`` and
+``G(z, 1) = [F, m]`` (section 4.1.1), the sigmoid on the foreground's mask only.
+
 Colours are roughly in [-1, 1] (linear outputs); the mask is in [0, 1].
 """
 
@@ -22,7 +26,9 @@ from torch import nn
 
 from workbench.nets.stylegan import StyleGenerator, mixing_cutoffs
 
-__all__ = ["Layers", "LayeredGenerator"]
+__all__ = ["Layers", "LayeredGenerator", "ConditionalLayeredGenerator", "BACKGROUND", "FOREGROUND"]
+
+BACKGROUND, FOREGROUND = 0, 1  # the class labels of chapter 4's conditional generator
 
 
 class Layers(NamedTuple):
@@ -77,6 +83,55 @@ class LayeredGenerator(nn.Module):
         background = self.generators[0].synthesis(ws[:, :n], noise=noise)  # (B, 3, R, R)
         front = self.generators[1].synthesis(ws[:, n:], noise=noise)  # (B, 4, R, R)
         return Layers(background, front[:, :3], torch.sigmoid(front[:, 3:]))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
+                mixing: float = 0.0, noise: str = "random") -> Layers:
+        return self.synthesis(self.style_stack(z, labels, truncation=truncation, mixing=mixing), noise=noise)
+
+
+class ConditionalLayeredGenerator(nn.Module):
+    """Chapter 4's generator: one StyleGAN G(z, y) with 4 outputs; y = 0 gives B, y = 1 gives F and m.
+
+    The same z (and, under style mixing, the same z₂ and crossover point) is read with both labels,
+    so the two calls are one sample. Both calls run as one batch of 2B. The style stack is
+    (B, 2·num_ws, w_dim): the background's styles, then the foreground's, as in
+    :class:`LayeredGenerator`. Keyword options are those of
+    :class:`~workbench.nets.stylegan.StyleGenerator` except ``num_classes`` and ``out_channels``.
+    """
+
+    def __init__(self, **options):
+        super().__init__()
+        self.generator = StyleGenerator(out_channels=4, num_classes=2, **options)
+        g = self.generator
+        self.resolution, self.z_dim, self.w_dim, self.num_classes = g.resolution, g.z_dim, g.w_dim, g.num_classes
+        self.num_ws = 2 * g.num_ws
+
+    def style_stack(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
+                    mixing: float = 0.0) -> torch.Tensor:
+        """Styles (B, 2·num_ws, w_dim) of z for y = 0 then y = 1; ``mixing``: the style-mixing probability (0.9)."""
+        if labels is not None:
+            raise ValueError("the conditional layered generator sets its own labels (0: background, 1: foreground)")
+        b, g = z.shape[0], self.generator
+        mix_z = cutoff = None
+        if mixing > 0:
+            mix_z = torch.randn_like(z).repeat(2, 1)  # (2B, z_dim): z₂ shared by both calls
+            cutoff = mixing_cutoffs(b, g.num_ws, probability=mixing).repeat(2)  # (2B,)
+        labels = torch.cat([z.new_full((b,), BACKGROUND, dtype=torch.long), z.new_full((b,), FOREGROUND, dtype=torch.long)])
+        ws = g.style_stack(z.repeat(2, 1), labels, truncation=truncation, mix_z=mix_z, cutoff=cutoff)  # (2B, n, w)
+        return torch.cat([ws[:b], ws[b:]], dim=1)  # (B, 2n, w_dim)
+
+    def mean_styles(self) -> torch.Tensor:
+        """Mean styles (2·num_ws, w_dim); the generator keeps one ``w_avg`` over both classes."""
+        return self.generator.w_avg.expand(self.num_ws, -1)
+
+    def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> Layers:
+        """Styles (B, 2·num_ws, w_dim) -> :class:`Layers` (the background's mask channel is discarded)."""
+        if ws.shape[1] != self.num_ws:
+            raise ValueError(f"ws must have {self.num_ws} style rows, got {tuple(ws.shape)}")
+        n = self.generator.num_ws
+        out = self.generator.synthesis(torch.cat([ws[:, :n], ws[:, n:]]), noise=noise)  # (2B, 4, R, R)
+        background, front = out.chunk(2)  # (B, 4, R, R) each
+        return Layers(background[:, :3], front[:, :3], torch.sigmoid(front[:, 3:]))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
                 mixing: float = 0.0, noise: str = "random") -> Layers:

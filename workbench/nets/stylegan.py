@@ -280,8 +280,22 @@ class StyleDiscriminator(nn.Module):
             raise ValueError(f"features exist at resolutions {[4, *self.block_resolutions]}, not {resolution}")
         return self.trunk(x, stop=resolution)
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Skips for a U-Net decoder: the first conv's activations at each block resolution R … 8
+        ((B, C_r, r, r) each), then the trunk's output (B, C4, 4, 4). Same computation as :meth:`trunk`."""
+        x = lrelu(self.from_rgb(x))  # (B, C_R, R, R)
+        features = []
+        for conv0, conv1 in self.blocks:
+            x = lrelu(conv0(x))  # (B, C_r, r, r)
+            features.append(x)
+            x = F.avg_pool2d(lrelu(conv1(x)), 2)  # (B, C_{r/2}, r/2, r/2)
+        return [*features, x]
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.trunk(x)  # (B, C4, 4, 4)
+        return self.head(self.trunk(x), labels)
+
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Trunk output (B, C4, 4, 4) -> one logit per image (B,)."""
         h = lrelu(self.conv4(self.mbstd(h)))  # (B, C4, 4, 4)
         h = lrelu(self.dense(h.flatten(1)))  # (B, C4)
         logits = self.out(h).squeeze(1)  # (B,)

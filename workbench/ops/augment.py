@@ -7,6 +7,8 @@
   about as much as the generated ones are shifted.
 * :func:`random_resized_crop` is MOVE's training crop (section 5.3): area share (0.9, 1), aspect
   ratio (3/4, 4/3), resized to the training size.
+* :func:`cutmix_masks` draws the boxes of CutMix consistency regularisation (U-Net GAN, setting (b)
+  of table 4.1).
 * :class:`DiffAugment` is differentiable augmentation for discriminators (colour, translation,
   cutout; Zhao et al. 2020), used by MOVE (colour only, section 5.3) and KDD GAN (section 6.2.1).
 
@@ -25,7 +27,8 @@ from torch import Tensor
 
 from workbench.ops.shift import random_offsets, translate
 
-__all__ = ["contrast_jitter", "scale_contrast", "center_crop_square", "resize_random_crop", "random_resized_crop", "DiffAugment"]
+__all__ = ["contrast_jitter", "scale_contrast", "center_crop_square", "resize_random_crop", "random_resized_crop", "cutmix_masks",
+           "DiffAugment"]
 
 # helpers
 
@@ -93,6 +96,24 @@ def resize_random_crop(
     b = x.shape[0]
     corner = torch.randint(0, big - size + 1, (b, 2), generator=generator).to(x.device)  # (B, 2) top-left
     return translate(x, -corner)[..., :size, :size]  # moving content up-left puts the crop at the origin
+
+
+def cutmix_masks(batch: int, size: int, *, device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None) -> Tensor:
+    """CutMix masks (B, 1, size, size): 1 inside one random box per image, 0 outside (Yun et al. 2019).
+
+    The box covers a share λ ~ U(0, 1) of the image (sides ``size·√λ``) at a uniform centre,
+    clipped at the border; U-Net GAN mixes real (1) and generated (0) images with it.
+    """
+    lam = torch.rand(batch, generator=generator)  # (B,) area share
+    side = (size * lam.sqrt()).round()  # (B,)
+    centre = torch.rand(batch, 2, generator=generator) * size  # (B, 2) (y, x)
+    low = (centre - side[:, None] / 2).clamp(0, size)  # (B, 2)
+    high = (centre + side[:, None] / 2).clamp(0, size)  # (B, 2)
+    grid = torch.arange(size) + 0.5  # pixel centres
+    inside_y = (grid[None] >= low[:, :1]) & (grid[None] < high[:, :1])  # (B, size)
+    inside_x = (grid[None] >= low[:, 1:]) & (grid[None] < high[:, 1:])  # (B, size)
+    return (inside_y[:, :, None] & inside_x[:, None, :]).float()[:, None].to(device)  # (B, 1, size, size)
 
 
 def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float] = (0.9, 1.0),

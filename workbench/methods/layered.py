@@ -1,0 +1,299 @@
+"""Chapter 4: a conditional layered GAN whose discriminator can also learn to segment (table 4.1).
+
+One class-conditional StyleGAN paints the background (label 0) and the foreground with its mask
+(label 1) from the same z (section 4.1.1; :class:`~workbench.nets.layered.ConditionalLayeredGenerator`).
+As in chapter 3, the foreground and mask are shifted by Δ ~ U([-δ, δ]²) before compositing
+(eq. 4.2, δ = 0.125·R), and both layers' contrasts are jittered in (0.7, 1.3) (section 4.2).
+The generator minimises (eq. 4.5, non-saturating form)
+
+    L_gen = E[softplus(-D(x̂))] + γ₁ L_size + γ₂ L_binary          (γ₁ = 5, γ₂ = 2)
+
+and the discriminator the logistic loss with R1 (eq. 4.6, λ = 0.1). The four settings of
+table 4.1 (``SETTINGS``) differ in the discriminator:
+
+* **(a)** a U-Net discriminator: global logit D(x), per-pixel realism D_dec(x) (eq. 4.8) and a
+  mask channel D_seg trained with L_seg, the BCE against the shifted generated mask (eq. 4.7,
+  4.9); the generator is also scored per pixel, as in U-Net GAN; channels scaled so that the
+  discriminator has about the standard one's parameter count (section 4.2);
+* **(b)** as (a), plus CutMix consistency regularisation (U-Net GAN);
+* **(c)** the standard discriminator, whose encoder carries a U-Net decoder for the mask only
+  (eq. 4.10);
+* **(d)** the standard discriminator alone; a segmenter is post-trained on the frozen generator
+  (``workbench.methods.layered_post``), which applies to (a)-(c) too.
+
+Like StyleGAN2 the R1 penalty is *lazy*: every ``r1_every`` steps, multiplied by ``r1_every``.
+For D_dec the penalty is taken on the gradient of its per-image mean (eq. 4.8 writes one gradient
+per pixel, which costs a backward pass per pixel).
+
+Presets: ``paper`` (section 4.2 at 128 px: batch 64, lr 1e-3, η = 0.15 of the ablation study,
+150K iterations), ``small`` (32 px synthetic ``benchmark`` scenes on a CPU), ``smoke``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from workbench.methods.base import Phase, TrainConfig, evaluating
+from workbench.methods.perturbgan import PerturbGAN
+from workbench.nets.layered import ConditionalLayeredGenerator, Layers
+from workbench.nets.stylegan import RESOLUTIONS
+from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
+from workbench.ops.augment import contrast_jitter, cutmix_masks
+from workbench.ops.composite import layered_composite
+from workbench.ops.mask_losses import binarization_loss, mask_iou, size_loss
+from workbench.ops.rescale import segment_at_scale
+from workbench.ops.shift import random_offsets, translate
+
+__all__ = ["LayeredGAN", "LayeredConfig", "Setting", "SETTINGS", "PRESETS"]
+
+
+class Setting(NamedTuple):
+    """One row of table 4.1: which outputs the discriminator decodes, and how it is regularised."""
+
+    title: str
+    realism: bool  # per-pixel realism output D_dec (eq. 4.8)
+    segmenter: bool  # mask output D_seg trained with L_seg (eq. 4.7)
+    cutmix: bool  # CutMix consistency regularisation
+    matched: bool  # channels scaled to the standard discriminator's parameter count (section 4.2)
+
+
+SETTINGS: dict[str, Setting] = {
+    "a": Setting("U-Net discriminator + mask", realism=True, segmenter=True, cutmix=False, matched=True),
+    "b": Setting("U-Net discriminator + mask + cutmix", realism=True, segmenter=True, cutmix=True, matched=True),
+    "c": Setting("standard discriminator + U-Net mask prediction", realism=False, segmenter=True, cutmix=False,
+                 matched=False),
+    "d": Setting("standard discriminator -> post-training only", realism=False, segmenter=False, cutmix=False,
+                 matched=False),
+}
+
+# config
+
+
+@dataclass
+class LayeredConfig(TrainConfig):
+    """Chapter 4 options; the defaults are the ``paper`` preset (section 4.2, setting (b))."""
+
+    setting: str = "b"  # a row of table 4.1: a, b, c or d (see SETTINGS)
+    dataset: str = "duts-tr:data/DUTS"  # real images (cub:PATH and flowers102:PATH take centre crops)
+    resolution: int = 128  # image side (64 for CUB and Flowers, 128 for DUTS and LSUN Car)
+    z_dim: int = 512  # size of z ~ N(0, I)
+    w_dim: int = 512  # size of the style vector w
+    mapping_layers: int = 8
+    width: int = 128  # channels at full resolution, doubling per halving
+    max_width: int = 512  # channel cap
+    max_shift: float = 0.125  # δ as a fraction of the resolution
+    min_mask: float = 0.15  # η of L_size, eq. (4.3) (the ablation study's value)
+    size_weight: float = 5.0  # γ₁
+    binary_weight: float = 2.0  # γ₂
+    jitter: bool = True  # contrast jitter in (0.7, 1.3) of background and foreground (section 4.2)
+    random_crop: bool = True  # resize reals to 1.125·R and crop R at random
+    mixing: float = 0.9  # style-mixing probability
+    r1_weight: float = 0.1  # λ of eq. (4.6)
+    r1_dec_weight: float = 0.1  # λ_dec of eq. (4.8)
+    r1_every: int = 16  # lazy R1 (StyleGAN2): every this many steps, weight × this
+    seg_weight: float = 1.0  # weight of L_seg in eqs. (4.9), (4.10)
+    cutmix_prob: float = 0.5  # share of discriminator steps with a CutMix batch (setting b)
+    consistency_weight: float = 1.0  # weight of the CutMix consistency term (setting b)
+    lr: float = 1e-3  # Adam learning rate of both networks
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
+    ema_beta: float = 0.999  # decay of the generator's moving average (sampling, post-training)
+    samples: int = 8  # columns of the sample grid
+    steps: int = 150_000  # 1K epochs of DUTS-TR at batch 64
+    batch_size: int = 64
+    sample_every: int = 2000
+    checkpoint_every: int = 10_000
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.setting not in SETTINGS:
+            raise ValueError(f"setting must be one of {sorted(SETTINGS)} (table 4.1), got {self.setting!r}")
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
+        if not 0 <= self.max_shift < 0.5:
+            raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
+        for name in ("min_mask", "mixing", "cutmix_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.r1_every < 1 or self.samples < 1:
+            raise ValueError("r1_every and samples must be >= 1")
+
+
+PRESETS: dict[str, LayeredConfig] = {
+    "paper": LayeredConfig(),
+    "small": LayeredConfig(dataset="synthetic:benchmark", resolution=32, z_dim=64, w_dim=64, mapping_layers=4,
+                           width=16, max_width=128, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
+                           sample_every=500, checkpoint_every=1000),
+    "smoke": LayeredConfig(dataset="synthetic:benchmark", resolution=16, z_dim=16, w_dim=16, mapping_layers=2,
+                           width=8, max_width=16, r1_every=2, ema_beta=0.9, samples=4, steps=4, batch_size=4,
+                           log_every=2, sample_every=2, checkpoint_every=2),
+}
+
+# method
+
+
+class LayeredGAN(PerturbGAN):
+    """The conditional layered GAN of chapter 4 in one of table 4.1's settings; see the module docstring.
+
+    Shares chapter 3's data handling (1.125·R resize and random crop), sampling (``generate``,
+    figure 3.3's grid) and composites; differs in the generator, the loss and the discriminator.
+    """
+
+    name = "layered"
+    Config = LayeredConfig
+    presets = PRESETS
+
+    def __init__(self, config: LayeredConfig, *, device: str | torch.device = "cpu"):
+        super(PerturbGAN, self).__init__(config, device=device)  # the Method base; the networks differ
+        c = config
+        setting = self.setting
+        width, max_width = c.width, c.max_width
+        if setting.matched:
+            width, max_width = matched_width(resolution=c.resolution, width=c.width, max_width=c.max_width,
+                                             realism=setting.realism, segmenter=setting.segmenter)
+        self.generator = self.build_generator().to(self.device)
+        self.discriminator = UNetDiscriminator(resolution=c.resolution, width=width, max_width=max_width,
+                                               realism=setting.realism, segmenter=setting.segmenter).to(self.device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=c.betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=c.betas)
+        self.ema_betas = {"generator": c.ema_beta}
+
+    @property
+    def setting(self) -> Setting:
+        return SETTINGS[self.config.setting]
+
+    def build_generator(self) -> torch.nn.Module:
+        c = self.config
+        return ConditionalLayeredGenerator(resolution=c.resolution, width=c.width, max_width=c.max_width,
+                                           z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers)
+
+    # the model
+
+    def composite(self, layers: Layers, offset: torch.Tensor | None = None, *, jitter: bool = False) -> torch.Tensor:
+        """x̂ of eq. (4.2) (eq. 4.1 with ``offset=None``), optionally with both layers' contrasts jittered."""
+        background, foreground = layers.background, layers.foreground  # (B, 3, R, R) each
+        if jitter:
+            background, foreground = contrast_jitter(background), contrast_jitter(foreground)
+        return layered_composite(background=background, foreground=foreground, mask=layers.mask, offset=offset)
+
+    def fakes(self, n: int) -> tuple[torch.Tensor, Layers, torch.Tensor]:
+        """Shifted composites x̂ (n, 3, R, R), their layers, and the shifted masks m_Δ (n, 1, R, R) that
+        S must predict on x̂ (eq. 4.7); fresh codes, global RNG."""
+        c = self.config
+        z = torch.randn(n, c.z_dim, device=self.device)  # (n, z_dim)
+        layers = self.generator(z, mixing=c.mixing)
+        offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)  # (n, 2)
+        return self.composite(layers, offset, jitter=c.jitter), layers, translate(layers.mask, offset)
+
+    # phases
+
+    def phases(self) -> list[Phase]:
+        return [Phase("discriminator", self.discriminator_step),
+                Phase("generator", self.generator_step, real_data=False)]
+
+    def discriminator_step(self, batch: dict) -> dict:
+        """Minimise eq. (4.6) (+ eq. 4.8 and L_seg for U-Net settings, + CutMix for (b))."""
+        c, setting = self.config, self.setting
+        real = self.real_images(batch)  # (B, 3, R, R)
+        with torch.no_grad():
+            fake, _, target = self.fakes(real.shape[0])
+        regularise = c.r1_weight > 0 and self.step % c.r1_every == 0
+        real.requires_grad_(regularise)
+        out_real, out_fake = self.discriminator(real), self.discriminator(fake)
+        loss = F.softplus(out_fake.logits).mean() + F.softplus(-out_real.logits).mean()
+        stats = {"real": out_real.logits.detach().mean(), "fake": out_fake.logits.detach().mean()}
+        if setting.realism:  # eq. (4.8) without its R1 term
+            dec = F.softplus(out_fake.realism).mean() + F.softplus(-out_real.realism).mean()
+            loss = loss + dec
+            stats["decoder"] = dec.detach()
+        if setting.segmenter:  # eq. (4.7)
+            seg = F.binary_cross_entropy_with_logits(out_fake.mask, target)
+            loss = loss + c.seg_weight * seg
+            stats["seg"] = seg.detach()
+            stats["seg_iou"] = mask_iou(out_fake.mask.detach() > 0, target > 0.5).mean()
+        if setting.cutmix and torch.rand(()) < c.cutmix_prob:
+            loss = loss + self.cutmix_loss(real.detach(), fake, out_real, out_fake, stats)
+        if regularise:
+            penalty = self.r1_penalty(real, out_real, stats)
+            loss = loss + c.r1_every * penalty
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"loss": loss.detach(), **stats}
+
+    def cutmix_loss(self, real, fake, out_real, out_fake, stats: dict) -> torch.Tensor:
+        """U-Net GAN's CutMix terms: the mixed image is fake globally, real inside its box per pixel, and
+        D_dec of the mix should equal the mix of D_dec (consistency)."""
+        c = self.config
+        box = cutmix_masks(real.shape[0], c.resolution, device=self.device)  # (B, 1, R, R) 1 = real
+        out_mix = self.discriminator(box * real + (1 - box) * fake)
+        mixed_target = box * out_real.realism + (1 - box) * out_fake.realism  # (B, 1, R, R)
+        consistency = F.mse_loss(out_mix.realism, mixed_target)
+        adversarial = F.softplus(out_mix.logits).mean() + F.binary_cross_entropy_with_logits(out_mix.realism, box)
+        stats["cutmix"], stats["consistency"] = adversarial.detach(), consistency.detach()
+        return adversarial + c.consistency_weight * consistency
+
+    def r1_penalty(self, real: torch.Tensor, out_real, stats: dict) -> torch.Tensor:
+        """λ E‖∇ₓD(x)‖² (eq. 4.6) + λ_dec E‖∇ₓ mean D_dec(x)‖² (eq. 4.8, see the module docstring)."""
+        c = self.config
+        outputs = [(c.r1_weight, out_real.logits.sum(), "r1")]
+        if out_real.realism is not None:
+            outputs.append((c.r1_dec_weight, out_real.realism.mean(dim=(1, 2, 3)).sum(), "r1_dec"))
+        penalty = real.new_zeros(())
+        for weight, scalar, name in outputs:
+            (grad,) = torch.autograd.grad(scalar, real, create_graph=True)  # (B, 3, R, R)
+            value = grad.square().sum(dim=(1, 2, 3)).mean()
+            penalty = penalty + weight * value
+            stats[name] = value.detach()
+        return penalty
+
+    def generator_step(self, batch: None) -> dict:
+        """Minimise eq. (4.5): E[softplus(-D(x̂))] (+ the per-pixel term for U-Net settings) + γ₁ L_size + γ₂ L_binary."""
+        c = self.config
+        fake, layers, _ = self.fakes(c.batch_size)
+        out = self.discriminator(fake)
+        adversarial = F.softplus(-out.logits).mean()
+        if out.realism is not None:
+            adversarial = adversarial + F.softplus(-out.realism).mean()
+        size = size_loss(layers.mask, min_area=c.min_mask)
+        binary = binarization_loss(layers.mask)
+        loss = adversarial + c.size_weight * size + c.binary_weight * binary
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward(inputs=list(self.generator.parameters()))
+        self.opt_g.step()
+        return {"loss": loss.detach(), "adversarial": adversarial.detach(), "size": size.detach(),
+                "binary": binary.detach(), "mask_area": layers.mask.detach().mean()}
+
+    # segmentation
+
+    @torch.no_grad()
+    def training_pairs(self, n: int, *, generator: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(composites (n, 3, R, R) in [0, 1], masks (n, 1, R, R)): shifted, jittered composites and their
+        shifted masks, the pairs a segmenter is post-trained on (section 4.1.2); from ``generator``, by
+        default the EMA generator; global RNG."""
+        c = self.config
+        z = torch.randn(n, c.z_dim, device=self.device)
+        with evaluating(generator if generator is not None else self.averaged("generator")) as generator:
+            layers = generator(z, mixing=c.mixing)
+        offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)
+        composite = self.composite(layers, offset, jitter=c.jitter)
+        return ((composite + 1) / 2).clamp(0, 1), translate(layers.mask, offset)
+
+    @torch.no_grad()
+    def segment(self, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+        """The joint segmenter S = σ(D_seg) on images (B, 3, H, W) in [0, 1]: masks (B, 1, H, W) in [0, 1].
+
+        Fully convolutional at the training scale (section 4.2, :func:`workbench.ops.rescale.segment_at_scale`).
+        Setting (d) has no joint segmenter: post-train one with ``layered-post``.
+        """
+        if not self.setting.segmenter:
+            raise ValueError(f"setting ({self.config.setting}) has no joint segmenter; post-train one "
+                             "(python -m workbench train layered-post --generator RUN)")
+        with evaluating(self.module("discriminator")) as d:
+            net = lambda x: torch.sigmoid(d.mask_logits(x * 2 - 1))  # noqa: E731
+            masks = segment_at_scale(net, images.to(self.device, torch.float32), resolution=self.config.resolution,
+                                     multiple=self.config.resolution // 4, batch_size=batch_size)
+        return masks.clamp(0, 1).to(images.device)

@@ -1,0 +1,44 @@
+"""Run a fully convolutional segmenter on images of any size at the scale it was trained on.
+
+Section 4.2: "we first resize the input image to keep the same scale as during the training",
+then, the U-Net being fully convolutional, run it on the (possibly non-square) result, "adding
+reflective padding when the size of the feature maps from concatenated skip connections does not
+match". Here the image is resized so that its *shorter* side is the training resolution, padded
+by reflection to a multiple of the network's down-sampling factor, segmented, cropped back and
+resized to the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["segment_at_scale"]
+
+
+def segment_at_scale(segment: Callable[[Tensor], Tensor], images: Tensor, *, resolution: int, multiple: int,
+                     batch_size: int = 64) -> Tensor:
+    """Masks (B, 1, H, W) of ``images`` (B, 3, H, W) from ``segment`` run at the training scale.
+
+    Args:
+        segment: network input (b, 3, h, w) -> per-pixel output (b, 1, h, w), h and w multiples of ``multiple``.
+        resolution: the training resolution; the shorter side is resized to it.
+        multiple: the network's down-sampling factor (``2**depth`` for a U-Net).
+        batch_size: images per call of ``segment``.
+    """
+    h, w = images.shape[-2:]
+    scale = resolution / min(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False,
+                                                    antialias=scale < 1)  # (B, 3, h', w')
+    pad_h, pad_w = -size[0] % multiple, -size[1] % multiple
+    if pad_h or pad_w:  # reflect needs the pad to be smaller than the side
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if max(pad_h, pad_w) < min(size) else "replicate")
+    out = torch.cat([segment(chunk) for chunk in x.split(batch_size)])  # (B, 1, h'+, w'+)
+    out = out[..., : size[0], : size[1]]
+    if size != (h, w):
+        out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+    return out  # (B, 1, H, W)
