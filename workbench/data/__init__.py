@@ -13,7 +13,7 @@ bool (H, W); datasets give dicts ``{"image": (3, H, W), "mask": (1, H, W), "name
   ``"ecssd:/data/ECSSD"``; :data:`DATASET_KINDS` describes the specs.
 """
 
-from workbench.data.build import DATASET_KINDS, build_dataset, parse_spec
+from workbench.data.build import DATASET_KINDS, build_dataset, parse_spec, require_masks
 from workbench.data.images import ImageReadError, read_image, read_mask
 from workbench.data.photos import SAMPLE_PHOTOS, SamplePhotos, load_sample_photo
 from workbench.data.synthetic import (SCENE_PRESETS, SceneConfig, SceneLayers, SyntheticScenes, render_layers,
@@ -31,6 +31,7 @@ __all__ = [
     "build_dataset",
     "load_sample_photo",
     "parse_spec",
+    "require_masks",
     "read_image",
     "read_mask",
     "render_layers",

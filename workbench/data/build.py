@@ -50,6 +50,15 @@ DATASET_KINDS: dict[str, str] = {  # kind -> one line for help texts (the spec i
 _NEEDS_PATH = {k for k in DATASET_KINDS if k not in ("synthetic", "photos")}
 
 
+def require_masks(dataset: Dataset, spec: str, *, purpose: str = "this needs ground-truth masks") -> None:
+    """Raise ValueError when ``dataset`` (named ``spec``) is empty or its items have no "mask"."""
+    if len(dataset) == 0:
+        raise ValueError(f"dataset {spec!r} is empty")
+    if "mask" not in dataset[0]:
+        raise ValueError(f"{purpose}, but dataset {spec!r} has none; use a dataset with masks, e.g. synthetic:easy, "
+                         "synthetic:benchmark, ecssd:PATH, duts-te:PATH, cub:PATH or pairs:IMAGES,MASKS")
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
     """Split ``kind:argument`` at the first colon; unknown kinds raise, listing the valid ones."""
     kind, _, argument = spec.strip().partition(":")

@@ -44,6 +44,8 @@ from workbench.ops.mask_losses import dice_loss, mask_iou
 
 __all__ = ["OracleConfig", "OracleUNet", "evaluate_oracle", "load_or_train_oracle", "PRESETS"]
 
+PURPOSE = "the oracle U-Net is trained and evaluated on ground-truth masks"
+
 # config
 
 
@@ -110,16 +112,6 @@ PRESETS: dict[str, OracleConfig] = {
 # helpers
 
 
-def require_masks(dataset, spec: str) -> None:
-    """Raise ValueError when the items of ``dataset`` (named ``spec``) have no "mask"."""
-    if len(dataset) == 0:
-        raise ValueError(f"dataset {spec!r} is empty")
-    if "mask" not in dataset[0]:
-        raise ValueError(f"the oracle U-Net is trained and evaluated on ground-truth masks, but dataset {spec!r} "
-                         "has none; use a dataset with masks, e.g. synthetic:easy, synthetic:benchmark, "
-                         "ecssd:PATH or pairs:IMAGES,MASKS")
-
-
 # method
 
 
@@ -142,11 +134,11 @@ class OracleUNet(Method):
 
     def build_dataset(self):
         """The training split of ``dataset`` at ``resolution``; ValueError when it has no masks."""
-        from workbench.data import build_dataset
+        from workbench.data import build_dataset, require_masks
 
         c = self.config
         dataset = build_dataset(c.dataset, size=c.resolution, split="train", seed=c.seed)
-        require_masks(dataset, c.dataset)
+        require_masks(dataset, c.dataset, purpose=PURPOSE)
         return dataset
 
     def augment(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,18 +237,14 @@ def evaluate_oracle(method: OracleUNet, dataset_spec: str | None = None, *, n: i
     :meth:`workbench.eval.metrics.SegmentationMeter.compute`'s dict: ``n``, ``iou`` (mean IoU at
     threshold 0.5, the thesis' section 3.4.1 figure), ``accuracy``, ``f_beta``, ``max_f_beta``, ``mae``, ...
     """
-    from workbench.data import build_dataset
-    from workbench.eval.metrics import SegmentationMeter
+    from workbench.data import build_dataset, require_masks
+    from workbench.eval.segmenter import evaluate_segmenter
 
     spec = dataset_spec or method.config.dataset
     dataset = build_dataset(spec, size=method.config.resolution, split="test", n=n, seed=method.config.seed)
-    require_masks(dataset, spec)
-    meter = SegmentationMeter()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for batch in loader:
-        meter.update(method.predict(batch["image"], batch_size=batch_size), batch["mask"] > 0.5,
-                     names=list(batch["name"]))
-    return meter.compute()
+    require_masks(dataset, spec, purpose=PURPOSE)
+    return evaluate_segmenter(lambda images: method.predict(images, batch_size=batch_size), dataset,
+                              batch_size=batch_size)
 
 
 def load_or_train_oracle(path: str | Path | None, *, preset: str = "small", dataset: str | None = None,

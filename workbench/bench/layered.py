@@ -1,0 +1,151 @@
+"""`python -m workbench bench layered`: chapter 4 end to end, one setting of table 4.1 on synthetic scenes.
+
+One run:
+
+1. trains the conditional layered GAN of ``--preset`` in table 4.1's ``--setting`` (a, b, c or d);
+2. scores its joint segmenter (settings a-c: the discriminator's mask channel) on the test split;
+3. post-trains a U-Net on the frozen generator's composites and masks (``layered-post``) and
+   scores it on the same images;
+4. measures FID/KID of the composites against test images (Inception from a local file, else the
+   workbench MAE shipped in ``assets/move-small/mae``, labelled as such);
+5. scores the foundation's baselines on the same images, for the "beats every baseline" check.
+
+Table 4.1's columns (joint IoU, post-training IoU, FID) come first, then pixel accuracy and
+max-F_β (β² = 0.3) of both segmenters, the baselines and the parameter counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from workbench.bench import BenchResult, register
+from workbench.bench.perturbgan import SHIPPED_MAE, train
+
+N_TEST = {"paper": 1000, "small": 300, "smoke": 8}  # test images scored
+N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FID/KID (thesis: 5K)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from workbench.methods.layered import SETTINGS
+
+    parser.add_argument("--setting", choices=list(SETTINGS), default="d", help="a row of table 4.1")
+    parser.add_argument("--steps", type=int, default=None, help="GAN iterations (default: the preset's)")
+    parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
+    parser.add_argument("--gan", type=Path, default=None, help="score this trained `layered` run instead of training one")
+    parser.add_argument("--dataset", default=None, help="scenes with masks to train and test on (default: the preset's)")
+    parser.add_argument("--features", choices=("auto", "inception", "mae"), default="auto",
+                        help="FID/KID network: auto = Inception if its file is here, else the MAE")
+    parser.add_argument("--inception-weights", type=Path, default=None)
+    parser.add_argument("--mae-run", type=Path, default=None, help="MAE features from this `train mae` run")
+    parser.add_argument("--runs", type=Path, default=None, help="folder of the trained runs (default: runs/bench/layered/...)")
+
+
+@register("layered", help="chapter 4: joint and post-trained segmenter IoU, FID, vs baselines (table 4.1)",
+          add_arguments=add_arguments)
+def layered_bench(args: argparse.Namespace) -> BenchResult:
+    from workbench.data import build_dataset, require_masks
+    from workbench.eval.baselines import BASELINES, run_baselines
+    from workbench.eval.gan_metrics import build_feature_network, image_quality
+    from workbench.eval.perturbgan import generated_composites
+    from workbench.eval.segmenter import evaluate_segmenter
+    from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
+    from workbench.methods.layered_post import PRESETS as POST_PRESETS
+    from workbench.methods.layered_post import PostSegmenter
+    from workbench.methods.perturbgan import PRESETS as PERTURBGAN_PRESETS
+    from workbench.methods.perturbgan import PerturbGAN
+    from workbench.nets.unet_discriminator import parameter_count
+    from workbench.train.checkpoint import load_method
+    from workbench.train.device import pick_device, seed_everything
+
+    start = time.perf_counter()
+    device = pick_device(args.device)
+    runs = args.runs or Path("runs/bench/layered") / f"{args.preset}-{args.setting}-{time.strftime('%Y%m%d-%H%M%S')}"
+    minutes: dict[str, float] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        minutes[name] = (time.perf_counter() - t0) / 60
+        return out
+
+    if args.gan is not None:
+        gan = load_method(args.gan, device=device, method="layered")
+    else:
+        overrides = {"setting": args.setting, "seed": args.seed}
+        if args.steps is not None:
+            overrides["steps"] = args.steps
+        if args.dataset is not None:
+            overrides["dataset"] = args.dataset
+        config = replace(PRESETS[args.preset], **overrides)
+        seed_everything(config.seed)
+        gan = LayeredGAN(config, device=device)
+    c = gan.config
+    setting = SETTINGS[c.setting]
+    test = build_dataset(c.dataset, size=c.resolution, split="test", n=N_TEST[args.preset], seed=args.seed)
+    require_masks(test, c.dataset, purpose="the layered bench scores segmenters on ground-truth masks")
+
+    mae_run = args.mae_run or (SHIPPED_MAE if args.features != "inception" and args.inception_weights is None else None)
+    network = build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
+                                    mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
+
+    if args.gan is None:
+        gan = timed("gan", lambda: train(gan, runs / "gan"))
+    gan_path = (args.gan or runs / "gan").resolve()
+    joint = timed("joint eval", lambda: evaluate_segmenter(gan.segment, test)) if setting.segmenter else None
+
+    post_config = replace(POST_PRESETS[args.preset], seed=args.seed, generator=str(gan_path))
+    if args.post_steps is not None:
+        post_config = replace(post_config, steps=args.post_steps)
+    seed_everything(post_config.seed)
+    post = timed("post-training", lambda: train(PostSegmenter(post_config, device=device, gan=gan), runs / "post"))
+    post_scores = timed("post eval", lambda: evaluate_segmenter(post.predict, test))
+
+    reals = torch.stack([test[i]["image"] for i in range(len(test))])
+    n_quality = N_QUALITY[args.preset]
+    if len(reals) < n_quality:  # more test images for the statistics of real images
+        more = build_dataset(c.dataset, size=c.resolution, split="test", n=n_quality, seed=args.seed)
+        reals = torch.stack([more[i]["image"] for i in range(len(more))])
+    quality = timed("quality", lambda: image_quality(reals, generated_composites(gan, n_quality, seed=args.seed),
+                                                     network=network, inception_score=False))
+    baselines = timed("baselines", lambda: run_baselines(test, names=list(BASELINES), progress=False))
+    best = baselines.loc[baselines["iou"].idxmax()]
+    total = (time.perf_counter() - start) / 60
+
+    two_generator = PerturbGAN(replace(PERTURBGAN_PRESETS["smoke"], resolution=c.resolution, z_dim=c.z_dim,
+                                       w_dim=c.w_dim, mapping_layers=c.mapping_layers, width=c.width,
+                                       max_width=c.max_width))
+    fid, kid = quality["fid_label"], quality["kid_label"]
+    nan = float("nan")
+    rows = [
+        ("4.1", f"({c.setting}) {setting.title}: joint training IoU", joint["iou"] if joint else nan),
+        ("4.1", "post-training IoU", post_scores["iou"]),
+        ("4.1", fid, quality["fid"]),
+        ("4.1", f"{kid} ×10³", 1e3 * quality["kid_mean"]),
+        ("4.2", "joint: pixel accuracy", joint["accuracy"] if joint else nan),
+        ("4.2", "joint: max F_β", joint["max_f_beta"] if joint else nan),
+        ("4.2", "post-training: pixel accuracy", post_scores["accuracy"]),
+        ("4.2", "post-training: max F_β", post_scores["max_f_beta"]),
+        *[("baseline", f"{row.baseline} IoU", row.iou) for row in baselines.itertuples()],
+    ]
+    g_params, g3_params = parameter_count(gan.module("generator")), parameter_count(two_generator.generator)
+    table = pd.DataFrame(rows, columns=["table", "measure", "value"])
+    metrics = {"setting": c.setting, "joint_iou": joint["iou"] if joint else "-", "post_iou": post_scores["iou"],
+               "post_acc": post_scores["accuracy"], "post_maxfb": post_scores["max_f_beta"],
+               "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
+               "best_baseline": best["baseline"], "best_baseline_iou": float(best["iou"]), "g_params": g_params,
+               "minutes": total}
+    notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), {c.steps} GAN steps, "
+             f"{post_config.steps} post-training steps, seed {args.seed}; {len(test)} test images; runs in {runs}",
+             "minutes: " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()) + f"; total {total:.1f} on "
+             f"{torch.get_num_threads()} threads",
+             f"parameters: conditional generator {g_params:,}, chapter 3's two generators of the same widths "
+             f"{g3_params:,} ({g_params / g3_params:.2f}×); discriminator {parameter_count(gan.module('discriminator')):,}",
+             f"features: {network.kind}" + ("" if network.is_inception else
+                                            " — not Inception: comparable between runs of this bench only")]
+    return BenchResult(name="layered", table=table, metrics=metrics, notes=notes)
