@@ -2,7 +2,9 @@
 
 The tests train their own PerturbGAN (the smoke preset, 2 steps), since the shipped
 ``assets/perturbgan-small`` may not exist yet; every picture is checked against
-:meth:`PerturbGAN.generate`, which the tab only lays out.
+:meth:`PerturbGAN.generate`, which the tab only lays out. For chapter 4 they train a layered GAN
+of setting (c) and a post-trained U-Net on it (smoke presets, 2 steps each); the segmenters'
+rows are checked against :meth:`LayeredGAN.segment` and :meth:`PostSegmenter.predict`.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def test_a_bad_path_gives_a_clear_message(run, tmp_path):
     missing = tmp_path / "no-such-run"
     with pytest.warns(UserWarning, match="does not exist"):  # gr.Warning outside an event
         image, summary = _browse(run, path=str(missing))
-    assert image is None and summary == f"**No PerturbGAN here.** {missing} does not exist."
+    assert image is None and summary == f"**No generator here.** {missing} does not exist."
     with pytest.warns(UserWarning, match="no checkpoint at"):
         image, summary = _browse(run, path=str(tmp_path))  # a folder, but no checkpoint in it
     assert image is None and "expected a checkpoint folder" in summary
@@ -147,7 +149,7 @@ def test_a_checkpoint_of_another_method_is_refused(tmp_path):
     Trainer(Toy(ToyConfig(steps=1)), out_dir=tmp_path, progress=False, tensorboard=False).fit()
     with pytest.warns(UserWarning, match="checkpoint of method 'toy', not 'perturbgan'"):
         image, summary = tb.browse(tb.FROM_PATH, str(tmp_path), 0, 2, 1.0, 0, 0, 1.0)
-    assert image is None and summary.startswith("**No PerturbGAN here.**")
+    assert image is None and summary.startswith("**No generator here.**")
 
 
 def test_the_shipped_checkpoint_or_a_clear_note_that_it_is_missing():
@@ -239,3 +241,221 @@ def test_the_shipped_checkpoint_loads_and_matches_its_recorded_config():
     out = method.generate(4, seed=0)
     area = (out["mask"] >= 0.5).float().mean().item()
     assert 0.05 < area < 0.6  # a trained mask: neither empty nor the whole image
+
+
+# chapter 4: the conditional layered GAN and its segmenters
+
+SEGMENTED = ("background", "foreground", "mask", "joint", "post", "masked", "composite")  # rows, top to bottom
+
+
+@pytest.fixture(scope="module")
+def layered(tmp_path_factory):
+    """(layered run of setting (c), layered-post run on it): smoke presets, 2 steps each, seed 0."""
+    from dataclasses import replace
+
+    from workbench.methods.layered import PRESETS as LAYERED_PRESETS
+    from workbench.methods.layered import LayeredGAN
+    from workbench.methods.layered_post import PRESETS as POST_PRESETS
+    from workbench.methods.layered_post import PostSegmenter
+
+    folder = tmp_path_factory.mktemp("layered")
+    torch.manual_seed(0)
+    gan = LayeredGAN(replace(LAYERED_PRESETS["smoke"], setting="c"))
+    Trainer(gan, out_dir=folder / "gan", progress=False, tensorboard=False).fit(2)
+    torch.manual_seed(0)
+    post = PostSegmenter(replace(POST_PRESETS["smoke"], generator=str(folder / "gan")))
+    Trainer(post, out_dir=folder / "post", progress=False, tensorboard=False).fit(2)
+    return folder / "gan", folder / "post"
+
+
+def _tops(keys, captioned=("joint", "post")) -> list[int]:
+    """The top pixel of every row: PAD below a row, CAPTION below a segmenter's row."""
+    tops = [tb.HEADER]
+    for key in keys[:-1]:
+        tops.append(tops[-1] + SIDE + (tb.CAPTION if key in captioned else tb.PAD))
+    return tops
+
+
+def _picture(image, keys, key, column) -> np.ndarray:
+    top, left = _tops(keys)[keys.index(key)], tb.LABEL_WIDTH + column * (SIDE + tb.PAD)
+    return image[top: top + SIDE, left: left + SIDE]
+
+
+def _iou(pred: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """Per-image IoU (N,) of pred >= 0.5 and mask >= 0.5, in numpy (both (N, 1, R, R))."""
+    p, m = pred.numpy()[:, 0] >= 0.5, mask.numpy()[:, 0] >= 0.5
+    inter, union = (p & m).sum((1, 2)), (p | m).sum((1, 2))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def test_a_layered_run_with_a_segmenter_adds_both_segmenter_rows_with_their_iou(layered):
+    gan_run, post_run = layered
+    image, summary = _browse(gan_run, seed=2, seeds=3, segmenter=str(post_run))
+    assert image.shape == (_tops(SEGMENTED)[-1] + SIDE, tb.LABEL_WIDTH + 3 * SIDE + 2 * tb.PAD, 3)
+    gan, post = tb.load_perturbgan(gan_run), tb.load_segmenter(post_run)
+    assert gan.name == "layered" and gan.config.setting == "c" and post.name == "layered-post"
+    out = {key: torch.cat([gan.generate(1, seed=s)[key] for s in (2, 3, 4)]) for key, _ in tb.ROWS}
+    predictions = {"joint": gan.segment(out["composite"]), "post": post.predict(out["composite"])}  # (3, 1, R, R)
+    for column in range(3):
+        for key in SEGMENTED:  # the layers from generate(), the segmenters' rows from their own methods
+            expected = (predictions[key] if key in predictions else out[key])[column: column + 1]
+            assert np.array_equal(_picture(image, SEGMENTED, key, column), _expected(expected)), (key, column)
+    for key in ("joint", "post"):  # the per-column IoU is written in the gap below the row
+        top = _tops(SEGMENTED)[SEGMENTED.index(key)] + SIDE
+        caption = image[top: top + tb.CAPTION, tb.LABEL_WIDTH:]
+        assert caption.min() < 128 and caption.shape[0] == tb.CAPTION
+    joint, post_iou = (_iou(predictions[key], out["mask"]).mean() for key in ("joint", "post"))
+    assert f"joint S (the discriminator's mask channel) {joint:.2f}" in summary
+    assert f"post-trained U-Net `{post_run.resolve()}/checkpoints/step-0000002`, step 2, {post_iou:.2f}" in summary
+    assert "**Table 4.1 setting (c)**" in summary and "`layered` (chapter 4)" in summary and "eq. 4.3" in summary
+    assert "against the generated mask m" in summary
+
+
+def test_the_segmenters_iou_follows_the_shifted_mask(layered):
+    gan_run, post_run = layered
+    gan, post = tb.load_perturbgan(gan_run), tb.load_segmenter(post_run)
+    rows = tb.figure_rows(gan, seeds=[0, 1], shift=(2, -1), post=post)
+    mask = rows["mask"][:, :1]  # (2, 1, R, R): the unshifted generated mask
+    moved = torch.zeros_like(mask)
+    moved[:, :, 2:, :-1] = mask[:, :, :-2, 1:]  # m_Δ: content moved 2 px down and 1 px left, zero fill
+    for key in ("joint", "post"):
+        assert rows[key].shape == (2, 3, RESOLUTION, RESOLUTION)
+        assert np.allclose(rows[f"{key}_iou"].numpy(), _iou(rows[key][:, :1], moved))
+    composite = gan.generate(1, seed=0, offset=torch.tensor([2, -1]))["composite"]  # (1, 3, R, R): shifted x̂
+    assert torch.allclose(rows["post"][:1, :1], post.predict(composite), atol=1e-5)  # (batches of 1 and 2)
+    _, summary = _browse(gan_run, seeds=2, dy=2, dx=-1, segmenter=str(post_run))
+    assert "m moved with the foreground (m_Δ, eq. 4.7)" in summary
+
+
+def test_setting_d_has_no_joint_row_and_a_perturbgan_takes_a_post_trained_segmenter(layered, run, tmp_path):
+    from dataclasses import replace
+
+    from workbench.methods.layered import PRESETS as LAYERED_PRESETS
+    from workbench.methods.layered import LayeredGAN
+
+    torch.manual_seed(0)
+    Trainer(LayeredGAN(replace(LAYERED_PRESETS["smoke"], setting="d")), out_dir=tmp_path, progress=False,
+            tensorboard=False).fit(1)
+    alone, summary = _browse(tmp_path, seeds=2)
+    assert alone.shape[0] == tb.HEADER + 5 * SIDE + 4 * tb.PAD  # figure 3.3's five rows only
+    assert "Setting (d) has no joint segmenter" in summary
+    keys = [k for k in SEGMENTED if k != "joint"]
+    with_post, summary = _browse(tmp_path, seeds=2, segmenter=str(layered[1]))
+    assert with_post.shape[0] == _tops(keys)[-1] + SIDE and "no joint segmenter" not in summary
+    for key in ("background", "composite"):
+        assert np.array_equal(_picture(with_post, keys, key, 1), _cell(alone, _row(key), 1))
+    chapter3, summary = _browse(run, seeds=2, segmenter=str(layered[1]))  # a U-Net segments any composite
+    assert chapter3.shape[0] == _tops(keys)[-1] + SIDE and "`perturbgan` (chapter 3)" in summary
+    composite = tb.load_perturbgan(run).generate(1, seed=1)["composite"]
+    assert np.array_equal(_picture(chapter3, keys, "post", 1),
+                          _expected(tb.load_segmenter(layered[1]).predict(composite)))
+
+
+def test_segmenter_problems_give_clear_messages(layered, tmp_path):
+    import json
+    import shutil
+
+    gan_run, post_run = layered
+    cases = [(str(tmp_path / "absent"), "Segmenter: .* does not exist"),
+             (str(gan_run), "is a layered GAN \\(method 'layered'\\), not a post-trained segmenter")]
+    for segmenter, message in cases:
+        with pytest.warns(UserWarning, match=message):
+            image, summary = _browse(gan_run, segmenter=segmenter)
+        assert image is None and summary.startswith("**No segmenter here.**")
+    with pytest.warns(UserWarning, match="is a post-trained segmenter \\(method 'layered-post'\\), not a generator"):
+        assert _browse(post_run)[0] is None
+    damaged = tmp_path / "damaged"
+    shutil.copytree(post_run / "checkpoints" / "step-0000002", damaged)
+    (damaged / "modules.safetensors").write_bytes(b"not safetensors")
+    with pytest.warns(UserWarning, match="modules.safetensors is not a readable safetensors file"):
+        image, summary = _browse(gan_run, segmenter=str(damaged))
+    assert image is None and summary.startswith("**No segmenter here.**")
+
+
+def test_a_segmenter_whose_generator_run_is_gone_still_predicts(layered, tmp_path):
+    import json
+    import shutil
+
+    gan_run, post_run = layered
+    orphan = tmp_path / "orphan"
+    shutil.copytree(post_run / "checkpoints" / "step-0000002", orphan)
+    record = json.loads((orphan / "config.json").read_text())
+    record["config"]["generator"] = str(tmp_path / "moved-away")
+    (orphan / "config.json").write_text(json.dumps(record))
+    image, summary = _browse(gan_run, seeds=2, segmenter=str(orphan))
+    assert "its generator run is not here: predicting only" in summary
+    with_generator, _ = _browse(gan_run, seeds=2, segmenter=str(post_run))
+    assert np.array_equal(image, with_generator)  # the same weights, the same predictions
+    assert tb.load_segmenter(orphan).gan is None and tb.load_segmenter(post_run).gan is not None
+
+
+def test_a_relative_generator_path_is_found_beside_the_segmenter(layered, tmp_path):
+    """As in assets/layered-small: the post run's `generator` is relative to a folder above it."""
+    import json
+    import shutil
+
+    gan_run, post_run = layered
+    shutil.copytree(gan_run / "checkpoints" / "step-0000002", tmp_path / "bundle" / "gan")
+    shutil.copytree(post_run / "checkpoints" / "step-0000002", tmp_path / "bundle" / "post")
+    record = json.loads((tmp_path / "bundle" / "post" / "config.json").read_text())
+    record["config"]["generator"] = "bundle/gan"  # not under the working directory
+    (tmp_path / "bundle" / "post" / "config.json").write_text(json.dumps(record))
+    post = tb.load_segmenter(tmp_path / "bundle" / "post")
+    assert post.config.generator == str(tmp_path / "bundle" / "gan") and post.step == 2
+    assert tb.load_segmenter(tmp_path / "bundle" / "post") is post  # cached
+
+
+def test_the_shipped_layered_gan_brings_its_own_segmenter(layered, monkeypatch):
+    gan_run, post_run = layered
+    if not tb.SHIPPED_LAYERED.exists():
+        with pytest.warns(UserWarning, match="No shipped layered GAN checkpoint yet"):
+            image, summary = tb.browse(**{**tb.DEFAULTS, "choice": tb.SHIPPED_LAYERED_CHOICE})
+        assert image is None and "assets/layered-small/gan does not exist" in summary
+    monkeypatch.setattr(tb, "SHIPPED_LAYERED", gan_run)
+    monkeypatch.setattr(tb, "SHIPPED_LAYERED_POST", post_run)
+    image, summary = tb.browse(**{**tb.DEFAULTS, "choice": tb.SHIPPED_LAYERED_CHOICE, "seeds": 2})
+    assert image.shape[0] == _tops(SEGMENTED)[-1] + SIDE  # joint and post rows without a segmenter path
+    assert "(the shipped layered GAN's own)" in summary
+    typed, summary = tb.browse(**{**tb.DEFAULTS, "choice": tb.SHIPPED_LAYERED_CHOICE, "seeds": 2,
+                                  "segmenter": str(post_run)})
+    assert np.array_equal(typed, image) and "shipped layered GAN's own" not in summary
+
+
+def test_the_png_export_of_a_layered_run_with_its_segmenters(layered):
+    gan_run, post_run = layered
+    args = {**tb.DEFAULTS, "choice": tb.FROM_PATH, "path": str(gan_run), "seeds": 2, "segmenter": str(post_run)}
+    image, _ = tb.browse(**args)
+    file = tb.export_png(**args)
+    assert file.endswith(".png") and "layered-post_seeds0-1" in file
+    with Image.open(file) as png:
+        assert np.array_equal(np.asarray(png.convert("RGB")), image)
+    grid = tb.figure_grid(tb.load_perturbgan(gan_run), seeds=2, post=tb.load_segmenter(post_run), cell=48)
+    assert grid.dtype == np.float32 and grid.shape[0] == tb.HEADER + 7 * 48 + 4 * tb.PAD + 2 * tb.CAPTION
+
+
+def test_the_tab_offers_both_shipped_checkpoints_and_a_segmenter_path():
+    demo = _blocks()
+    (dropdown,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "triplet-checkpoint"]
+    values = [value for _, value in dropdown.choices]
+    assert values == [tb.SHIPPED, tb.SHIPPED_LAYERED_CHOICE, tb.FROM_PATH]
+    label = dict((v, k) for k, v in dropdown.choices)[tb.SHIPPED_LAYERED_CHOICE]
+    assert "assets/layered-small/gan" in label and ("(missing)" in label) != tb.SHIPPED_LAYERED.exists()
+    (segmenter,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "triplet-segmenter"]
+    assert isinstance(segmenter, gr.Textbox) and list(tb.DEFAULTS)[-1] == "segmenter"
+
+
+def test_the_shipped_layered_checkpoints_load_together():
+    import json
+
+    if not (tb.SHIPPED_LAYERED.is_dir() and tb.SHIPPED_LAYERED_POST.is_dir()):
+        pytest.skip("assets/layered-small is not in this checkout")
+    gan, post = tb.load_perturbgan(tb.SHIPPED_LAYERED, device="cpu"), tb.load_segmenter(tb.SHIPPED_LAYERED_POST,
+                                                                                        device="cpu")
+    metrics = json.loads((tb.SHIPPED_LAYERED.parent / "metrics.json").read_text())
+    assert gan.config.setting == metrics["setting"] and gan.step == metrics["gan_step"]
+    assert post.step == metrics["post_step"] and post.gan is not None  # its generator found beside it
+    image, summary = tb.browse(**{**tb.DEFAULTS, "choice": tb.SHIPPED_LAYERED_CHOICE, "seeds": 2})
+    rows = 7 if gan.setting.segmenter else 6
+    side = max(1, tb.CELL // gan.config.resolution) * gan.config.resolution
+    assert image.shape[0] == tb.HEADER + rows * side + 4 * tb.PAD + (rows - 5) * tb.CAPTION
+    assert "(the shipped layered GAN's own)" in summary

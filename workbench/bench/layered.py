@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--setting", choices=list(SETTINGS), default="d", help="a row of table 4.1")
     parser.add_argument("--steps", type=int, default=None, help="GAN iterations (default: the preset's)")
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
-    parser.add_argument("--gan", type=Path, default=None, help="score this trained `layered` run instead of training one")
+    parser.add_argument("--gan", type=Path, default=None,
+                        help="score this trained `layered` run instead of training one (its own setting is reported)")
     parser.add_argument("--dataset", default=None, help="scenes with masks to train and test on (default: the preset's)")
     parser.add_argument("--features", choices=("auto", "inception", "mae"), default="auto",
                         help="FID/KID network: auto = Inception if its file is here, else the MAE")
@@ -65,7 +66,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
 
     start = time.perf_counter()
     device = pick_device(args.device)
-    runs = args.runs or Path("runs/bench/layered") / f"{args.preset}-{args.setting}-{time.strftime('%Y%m%d-%H%M%S')}"
+    runs = args.runs or Path("runs/bench/layered") / f"{args.preset}-{'scored' if args.gan else args.setting}-{time.strftime('%Y%m%d-%H%M%S')}"
     minutes: dict[str, float] = {}
 
     def timed(name, fn):

@@ -44,7 +44,7 @@ from workbench.nets.stylegan import RESOLUTIONS
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
 from workbench.ops.augment import contrast_jitter, cutmix_masks
 from workbench.ops.composite import layered_composite
-from workbench.ops.mask_losses import binarization_loss, mask_iou, size_loss
+from workbench.ops.mask_losses import binarization_loss, mask_iou, max_size_loss, size_loss
 from workbench.ops.rescale import segment_at_scale
 from workbench.ops.shift import random_offsets, translate
 
@@ -87,6 +87,7 @@ class LayeredConfig(TrainConfig):
     max_width: int = 512  # channel cap
     max_shift: float = 0.125  # δ as a fraction of the resolution
     min_mask: float = 0.15  # η of L_size, eq. (4.3) (the ablation study's value)
+    max_mask: float = 1.0  # workbench addition, not in the thesis: an upper hinge on the mask area (1 = off), weight γ₁
     size_weight: float = 5.0  # γ₁
     binary_weight: float = 2.0  # γ₂
     jitter: bool = True  # contrast jitter in (0.7, 1.3) of background and foreground (section 4.2)
@@ -115,7 +116,7 @@ class LayeredConfig(TrainConfig):
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
         if not 0 <= self.max_shift < 0.5:
             raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
-        for name in ("min_mask", "mixing", "cutmix_prob"):
+        for name in ("min_mask", "max_mask", "mixing", "cutmix_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.r1_every < 1 or self.samples < 1:
@@ -259,6 +260,8 @@ class LayeredGAN(PerturbGAN):
         if out.realism is not None:
             adversarial = adversarial + F.softplus(-out.realism).mean()
         size = size_loss(layers.mask, min_area=c.min_mask)
+        if c.max_mask < 1:
+            size = size + max_size_loss(layers.mask, max_area=c.max_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)

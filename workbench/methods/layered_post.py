@@ -71,31 +71,38 @@ class PostSegmenter(OracleUNet):
 
     def __init__(self, config: PostSegmenterConfig, *, device: str | torch.device = "cpu", gan: Method | None = None):
         device = torch.device(device)
-        gan = gan if gan is not None else self.load_gan(config.generator, device)
-        config = replace(config, resolution=gan.config.resolution, dataset=gan.config.dataset)
+        if gan is None and config.generator:
+            gan = self.load_gan(config.generator, device)
+        if gan is not None:
+            config = replace(config, resolution=gan.config.resolution, dataset=gan.config.dataset)
         super().__init__(config, device=device)
-        self.gan = gan
-        self.gan_generator = copy.deepcopy(gan.averaged("generator")).eval().requires_grad_(False)  # frozen copy
+        self.gan = gan  # None: a segmenter loaded to predict only (its run recorded no generator path)
+        if gan is not None:
+            self.gan_generator = copy.deepcopy(gan.averaged("generator")).eval().requires_grad_(False)  # frozen copy
 
     @staticmethod
     def load_gan(path: str, device: torch.device) -> Method:
         """The trained ``layered`` run (or checkpoint folder) at ``path``."""
-        if not path:
-            raise ValueError("post-training needs a trained generator: pass --generator RUN_OR_CHECKPOINT "
-                             "(a `python -m workbench train layered` run)")
         from workbench.train.checkpoint import load_method
 
         return load_method(Path(path).expanduser(), device=device, method="layered")
+
+    def require_gan(self) -> None:
+        if self.gan is None:
+            raise ValueError("post-training needs a trained generator: pass --generator RUN_OR_CHECKPOINT "
+                             "(a `python -m workbench train layered` run)")
 
     def build_dataset(self):
         return None  # every batch is generated
 
     def phases(self) -> list[Phase]:
+        self.require_gan()
         return [Phase("segmenter", self.segmenter_step, real_data=False)]
 
     @torch.no_grad()
     def generated_batch(self, n: int) -> dict:
         """n fresh (composite in [0, 1], shifted mask) pairs from the frozen generator, as a data batch."""
+        self.require_gan()
         images, masks = self.gan.training_pairs(n, generator=self.gan_generator)
         return {"image": images, "mask": masks}
 

@@ -22,6 +22,16 @@ def size_loss(mask: Tensor, *, min_area: float) -> Tensor:
     return torch.clamp(min_area - area, min=0).mean()
 
 
+def max_size_loss(mask: Tensor, *, max_area: float) -> Tensor:
+    """Maximum-size hinge ``mean_b max{0, mean_p m_b[p] - max_area}``: the mirror of :func:`size_loss`.
+
+    Not in the thesis. The workbench adds it to chapter 4's ``small`` preset, where a full-frame
+    mask (foreground = the whole scene) is the short-budget GAN's easy way out (see the README).
+    """
+    area = mask.flatten(1).mean(dim=1)  # (B,)
+    return torch.clamp(area - max_area, min=0).mean()
+
+
 def binarization_loss(mask: Tensor) -> Tensor:
     """Binarisation loss ``mean min{m, 1 - m}`` over pixels and batch (eq. 3.4, 4.4, 5.2)."""
     return torch.minimum(mask, 1 - mask).mean()
