@@ -112,3 +112,27 @@ def test_layered_bench_scores_a_trained_run(benches, tmp_path):
     assert (tmp_path / "runs" / "post" / "checkpoints" / "step-0000002").is_dir()
     post = load_method(tmp_path / "runs" / "post")
     assert post.config.generator == str(trained.resolve()) and post.config.steps == 2
+
+
+def test_layered_bench_reuses_a_post_run_and_scores_other_datasets(benches, tmp_path):
+    """--post skips post-training; --eval-on adds IoU / accuracy / max F_β rows of a folder dataset with masks."""
+    from PIL import Image
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(3):  # a tiny pairs:IMAGES,MASKS tree: random images, a square mask each
+        pixels = (torch.rand(24, 20, 3, generator=rng) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(images / f"im{i}.png")
+        mask = torch.zeros(24, 20, dtype=torch.uint8)
+        mask[6:18, 4:16] = 255
+        Image.fromarray(mask.numpy()).save(masks / f"im{i}.png")
+    folder = benches["c"][2] / "runs"
+    out, pairs = run_bench(tmp_path, "--gan", str(folder / "gan"), "--post", str(folder / "post"),
+                           "--eval-on", f"pairs:{images},{masks}")
+    assert not (tmp_path / "runs" / "post").exists()  # nothing post-trained
+    assert float(pairs["post_iou"]) == pytest.approx(float(benches["c"][1]["post_iou"]), abs=1e-4)
+    rows = [line for line in out.splitlines() if line.startswith(f"| pairs:{images}")]
+    assert len(rows) == 6  # joint and post-training: iou, accuracy, max_f_beta
+    assert all(0 <= float(row.split("|")[3]) <= 1 for row in rows)

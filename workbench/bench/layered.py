@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
     parser.add_argument("--gan", type=Path, default=None,
                         help="score this trained `layered` run instead of training one (its own setting is reported)")
+    parser.add_argument("--post", type=Path, default=None,
+                        help="score this trained `layered-post` run instead of post-training one")
+    parser.add_argument("--eval-on", action="append", default=[], metavar="SPEC",
+                        help="also score both segmenters on this dataset with masks (repeatable): cub:PATH and "
+                             "flowers102:PATH (centre crops, test split), duts-te:PATH, ecssd:PATH, pairs:IMAGES,MASKS")
     parser.add_argument("--dataset", default=None, help="scenes with masks to train and test on (default: the preset's)")
     parser.add_argument("--features", choices=("auto", "inception", "mae"), default="auto",
                         help="FID/KID network: auto = Inception if its file is here, else the MAE")
@@ -100,12 +105,23 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     gan_path = (args.gan or runs / "gan").resolve()
     joint = timed("joint eval", lambda: evaluate_segmenter(gan.segment, test)) if setting.segmenter else None
 
-    post_config = replace(POST_PRESETS[args.preset], seed=args.seed, generator=str(gan_path))
-    if args.post_steps is not None:
-        post_config = replace(post_config, steps=args.post_steps)
-    seed_everything(post_config.seed)
-    post = timed("post-training", lambda: train(PostSegmenter(post_config, device=device, gan=gan), runs / "post"))
+    if args.post is not None:
+        post = load_method(args.post, device=device, method="layered-post")
+        post_config = post.config
+    else:
+        post_config = replace(POST_PRESETS[args.preset], seed=args.seed, generator=str(gan_path))
+        if args.post_steps is not None:
+            post_config = replace(post_config, steps=args.post_steps)
+        seed_everything(post_config.seed)
+        post = timed("post-training", lambda: train(PostSegmenter(post_config, device=device, gan=gan), runs / "post"))
     post_scores = timed("post eval", lambda: evaluate_segmenter(post.predict, test))
+    other_rows = []
+    for spec in args.eval_on:  # table 4.2-4.5 style rows on real datasets, at the GAN's scale
+        other = build_dataset(spec, size=c.resolution, split="test")
+        for name, segmenter in (("joint", gan if setting.segmenter else None), ("post-training", post)):
+            if segmenter is not None:
+                scores = evaluate_segmenter(segmenter.predict, other, spec=spec)
+                other_rows += [(spec, f"{name}: {key}", scores[key]) for key in ("iou", "accuracy", "max_f_beta")]
 
     reals = torch.stack([test[i]["image"] for i in range(len(test))])
     n_quality = N_QUALITY[args.preset]
@@ -133,6 +149,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         ("4.2", "post-training: pixel accuracy", post_scores["accuracy"]),
         ("4.2", "post-training: max F_β", post_scores["max_f_beta"]),
         *[("baseline", f"{row.baseline} IoU", row.iou) for row in baselines.itertuples()],
+        *other_rows,
     ]
     g_params, g3_params = parameter_count(gan.module("generator")), parameter_count(two_generator.generator)
     table = pd.DataFrame(rows, columns=["table", "measure", "value"])

@@ -302,3 +302,7 @@ class LayeredGAN(PerturbGAN):
             masks = segment_at_scale(net, images.to(self.device, torch.float32), resolution=self.config.resolution,
                                      multiple=self.config.resolution // 4, batch_size=batch_size)
         return masks.clamp(0, 1).to(images.device)
+
+    def predict(self, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+        """:meth:`segment` under the name that ``python -m workbench predict`` calls."""
+        return self.segment(images, batch_size=batch_size)
