@@ -46,6 +46,23 @@ class BenchResult:
 BENCHMARKS: dict[str, Benchmark] = {}
 
 
+class StageTimer:
+    """Wall-clock minutes per named stage of a benchmark: ``timer("gan", fn)`` runs ``fn`` and records it."""
+
+    def __init__(self):
+        self.minutes: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Callable[[], object]):
+        start = time.perf_counter()
+        out = fn()
+        self.minutes[name] = (time.perf_counter() - start) / 60
+        return out
+
+    def summary(self) -> str:
+        """"gan 12.3, post-training 1.0, …" for the notes."""
+        return ", ".join(f"{k} {v:.1f}" for k, v in self.minutes.items())
+
+
 def register(name: str, *, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None):
     """Decorator: register ``fn(args) -> BenchResult`` as benchmark ``name``."""
 

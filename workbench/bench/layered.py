@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from workbench.bench import BenchResult, register
-from workbench.bench.perturbgan import SHIPPED_MAE, train
+from workbench.bench import BenchResult, StageTimer, register
+from workbench.bench.perturbgan import feature_network, train
 
 N_TEST = {"paper": 1000, "small": 300, "smoke": 8}  # test images scored
 N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FID/KID (thesis: 5K)
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def layered_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.data import build_dataset, require_masks
     from workbench.eval.baselines import BASELINES, run_baselines
-    from workbench.eval.gan_metrics import build_feature_network, image_quality
+    from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites
     from workbench.eval.segmenter import evaluate_segmenter
     from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
@@ -72,13 +72,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     start = time.perf_counter()
     device = pick_device(args.device)
     runs = args.runs or Path("runs/bench/layered") / f"{args.preset}-{'scored' if args.gan else args.setting}-{time.strftime('%Y%m%d-%H%M%S')}"
-    minutes: dict[str, float] = {}
-
-    def timed(name, fn):
-        t0 = time.perf_counter()
-        out = fn()
-        minutes[name] = (time.perf_counter() - t0) / 60
-        return out
+    timed = StageTimer()
 
     if args.gan is not None:
         gan = load_method(args.gan, device=device, method="layered")
@@ -96,9 +90,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     test = build_dataset(c.dataset, size=c.resolution, split="test", n=N_TEST[args.preset], seed=args.seed)
     require_masks(test, c.dataset, purpose="the layered bench scores segmenters on ground-truth masks")
 
-    mae_run = args.mae_run or (SHIPPED_MAE if args.features != "inception" and args.inception_weights is None else None)
-    network = build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
-                                    mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
+    network = feature_network(args, device)  # before training, so that a missing file stops the bench early
 
     if args.gan is None:
         gan = timed("gan", lambda: train(gan, runs / "gan"))
@@ -160,7 +152,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
                "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), {c.steps} GAN steps, "
              f"{post_config.steps} post-training steps, seed {args.seed}; {len(test)} test images; runs in {runs}",
-             "minutes: " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()) + f"; total {total:.1f} on "
+             f"minutes: {timed.summary()}; total {total:.1f} on "
              f"{torch.get_num_threads()} threads",
              f"parameters: conditional generator {g_params:,}, chapter 3's two generators of the same widths "
              f"{g3_params:,} ({g_params / g3_params:.2f}×); discriminator {parameter_count(gan.module('discriminator')):,}",

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from workbench.bench import BenchResult, register
+from workbench.bench import BenchResult, StageTimer, register
 
 # helpers
 
@@ -40,6 +40,16 @@ def train(method, out: Path):
 
     Trainer(method, out_dir=out, progress=True, tensorboard=False).fit()
     return method.eval()
+
+
+def feature_network(args: argparse.Namespace, device):
+    """The FID/KID network of ``--features``/``--inception-weights``/``--mae-run``: Inception from a local
+    file, else the shipped MAE's encoder (or ``--mae-run``'s), labelled as such."""
+    from workbench.eval.gan_metrics import build_feature_network
+
+    mae_run = args.mae_run or (SHIPPED_MAE if args.features != "inception" and args.inception_weights is None else None)
+    return build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
+                                 mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
           add_arguments=add_arguments)
 def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.data import build_dataset
-    from workbench.eval.gan_metrics import build_feature_network, image_quality
+    from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
     from workbench.methods.oracle import evaluate_oracle, load_or_train_oracle
     from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
@@ -76,13 +86,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     start = time.perf_counter()
     device = pick_device(args.device)
     runs = args.runs or Path("runs/bench/perturbgan") / f"{args.preset}-{args.ablation}-{time.strftime('%Y%m%d-%H%M%S')}"
-    minutes: dict[str, float] = {}
-
-    def timed(name, fn):
-        t0 = time.perf_counter()
-        out = fn()
-        minutes[name] = (time.perf_counter() - t0) / 60
-        return out
+    timed = StageTimer()
 
     # the GAN's config first: the oracle must see the same scenes at the same resolution
     if args.gan is not None:
@@ -97,10 +101,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     if not c.dataset.startswith("synthetic"):
         raise ValueError(f"the bench needs synthetic scenes (true masks for the oracle), not {c.dataset!r}")
 
-    # feature network before training, so that a missing file stops the bench early
-    mae_run = args.mae_run or (SHIPPED_MAE if args.features != "inception" and args.inception_weights is None else None)
-    network = build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
-                                    mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
+    network = feature_network(args, device)  # before training, so that a missing file stops the bench early
 
     oracle = timed("oracle", lambda: load_or_train_oracle(args.oracle, preset=args.preset, dataset=c.dataset,
                                                           resolution=c.resolution, device=device,
@@ -159,7 +160,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
                "ablation": args.ablation if args.gan is None else "as-trained", "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, ablation {args.ablation}, {c.steps} GAN steps, "
              f"seed {args.seed}; runs in {runs}",
-             "minutes: " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()) + f"; total {total:.1f} on "
+             f"minutes: {timed.summary()}; total {total:.1f} on "
              f"{torch.get_num_threads()} threads",
              f"detected = the oracle's mask covers >= 1% of the composite; {generated['n']} composites",
              f"features: {network.kind}" + ("" if network.is_inception else
