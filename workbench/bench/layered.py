@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--setting", choices=list(SETTINGS), default="d", help="a row of table 4.1")
     parser.add_argument("--steps", type=int, default=None, help="GAN iterations (default: the preset's)")
+    parser.add_argument("--max-mask", type=float, default=None,
+                        help="the workbench's upper mask-area hinge (default: the preset's; 1: off, as in the thesis)")
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
     parser.add_argument("--gan", type=Path, default=None,
                         help="score this trained `layered` run instead of training one (its own setting is reported)")
@@ -80,6 +82,8 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         overrides = {"setting": args.setting, "seed": args.seed}
         if args.steps is not None:
             overrides["steps"] = args.steps
+        if args.max_mask is not None:
+            overrides["max_mask"] = args.max_mask
         if args.dataset is not None:
             overrides["dataset"] = args.dataset
         config = replace(PRESETS[args.preset], **overrides)
@@ -150,7 +154,8 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
                "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
                "best_baseline": best["baseline"], "best_baseline_iou": float(best["iou"]), "g_params": g_params,
                "minutes": total}
-    notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), {c.steps} GAN steps, "
+    notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), max_mask {c.max_mask}, "
+             f"{c.steps} GAN steps, "
              f"{post_config.steps} post-training steps, seed {args.seed}; {len(test)} test images; runs in {runs}",
              f"minutes: {timed.summary()}; total {total:.1f} on "
              f"{torch.get_num_threads()} threads",
