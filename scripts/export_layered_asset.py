@@ -70,6 +70,7 @@ def _check_pair(gan_source: Path, post_config: dict) -> None:
 def _readme(*, name: str, gan, post, metrics: dict, export_command: str, trained_with: list[str]) -> str:
     """OUT/README.md: what the folder holds, how it was made, and the scores."""
     c, p = gan.config, post.config
+    max_mask = f", mask area ≤ {c.max_mask:g} (the workbench's `max_mask`)" if c.max_mask < 1 else ""
     made = "\n".join(trained_with) if trained_with else (
         f"# the runs {metrics['source_gan']} and {metrics['source_post']} (full configs: gan/config.json, "
         "post/config.json)")
@@ -111,7 +112,7 @@ From the repository root, seed {c.seed}:
 
 - GAN: `{c.dataset}` at {c.resolution} px, generator widths {c.width} to {c.max_width}, z = {c.z_dim},
   w = {c.w_dim}, {c.mapping_layers} mapping layers, batch {c.batch_size}, {c.steps:,} steps, δ = {c.max_shift}·R,
-  η = {c.min_mask:g}, γ₁ = {c.size_weight:g}, γ₂ = {c.binary_weight:g};
+  η = {c.min_mask:g}, γ₁ = {c.size_weight:g}, γ₂ = {c.binary_weight:g}{max_mask};
 - U-Net: width {p.width}, depth {p.depth}, batch {p.batch_size}, {p.steps:,} steps.
 
 ## Scores (the exported copies, re-scored by the script)
