@@ -164,10 +164,12 @@ def test_joint_segmenter_on_non_square_images(runs, setting):
     assert 0 <= masks.min() and masks.max() <= 1 and masks.std() > 0
     torch.testing.assert_close(load_method(folder).segment(images), masks, rtol=0, atol=1e-6)
     torch.testing.assert_close(method.segment(images, batch_size=1), masks, rtol=0, atol=1e-6)
-    square = method.segment(images[..., :16, :16])  # the training size: the discriminator's own mask channel
+    assert method.test_side == 18  # 1.125·R: the scale the training crops were cut from
+    square = images[..., :18, :18]  # at that size: the discriminator's own mask channel, padded by reflection to 20
     with evaluating(method.discriminator) as d:
-        direct = torch.sigmoid(d.mask_logits(images[..., :16, :16] * 2 - 1))
-    torch.testing.assert_close(square, direct, atol=1e-6, rtol=1e-5)
+        padded = torch.nn.functional.pad(square * 2 - 1, (0, 2, 0, 2), mode="reflect")
+        direct = torch.sigmoid(d.mask_logits(padded))[..., :18, :18]
+    torch.testing.assert_close(method.segment(square), direct, atol=1e-6, rtol=1e-5)
 
 
 def test_setting_d_has_no_joint_segmenter(runs):

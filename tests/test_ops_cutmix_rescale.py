@@ -37,7 +37,7 @@ class Recorder:
 
 
 def test_cutmix_masks_are_binary_rectangles():
-    masks = cutmix_masks(64, 20, generator=torch.Generator().manual_seed(0))
+    masks = cutmix_masks(64, 20, flip=False, generator=torch.Generator().manual_seed(0))
     assert masks.shape == (64, 1, 20, 20) and masks.dtype == torch.float32
     assert set(masks.unique().tolist()) <= {0.0, 1.0}
     nonempty = 0
@@ -53,6 +53,15 @@ def test_cutmix_masks_are_binary_rectangles():
     assert len({int(m.sum()) for m in masks}) > 20  # box sizes vary
 
 
+def test_flipped_cutmix_masks_are_a_box_or_its_complement():
+    """U-Net GAN inverts half of the masks: the same draws give the box or its complement."""
+    plain = cutmix_masks(64, 20, flip=False, generator=torch.Generator().manual_seed(0))
+    flipped = cutmix_masks(64, 20, generator=torch.Generator().manual_seed(0))
+    same = (flipped == plain).flatten(1).all(1)
+    inverted = (flipped == 1 - plain).flatten(1).all(1)
+    assert bool((same | inverted).all()) and 10 < int(inverted.sum()) < 54
+
+
 def test_cutmix_masks_reproducible_with_a_generator():
     a = cutmix_masks(8, 16, generator=torch.Generator().manual_seed(3))
     b = cutmix_masks(8, 16, generator=torch.Generator().manual_seed(3))
@@ -62,10 +71,12 @@ def test_cutmix_masks_reproducible_with_a_generator():
 
 def test_cutmix_area_share():
     """λ ~ U(0, 1) with the box clipped at the border: E[area] = E[(√λ - λ/4)²] = 1/2 - 1/5 + 1/48 ≈ 0.32."""
-    masks = cutmix_masks(4000, 32, generator=torch.Generator().manual_seed(0))
+    masks = cutmix_masks(4000, 32, flip=False, generator=torch.Generator().manual_seed(0))
     area = masks.mean(dim=(1, 2, 3))
     assert 0.29 < area.mean() < 0.35, area.mean()
     assert area.min() < 0.05 and area.max() > 0.9
+    flipped = cutmix_masks(4000, 32, generator=torch.Generator().manual_seed(0)).mean(dim=(1, 2, 3))
+    assert 0.47 < flipped.mean() < 0.53, flipped.mean()  # real and fake halves on average
 
 
 def test_cutmix_device_argument():

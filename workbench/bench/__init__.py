@@ -59,7 +59,7 @@ class StageTimer:
         return out
 
     def summary(self) -> str:
-        """"gan 12.3, post-training 1.0, …" for the notes."""
+        """Each stage and its minutes, e.g. "gan 12.3, post-training 1.0", for the notes."""
         return ", ".join(f"{k} {v:.1f}" for k, v in self.minutes.items())
 
 

@@ -65,8 +65,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
     from workbench.methods.layered_post import PRESETS as POST_PRESETS
     from workbench.methods.layered_post import PostSegmenter
-    from workbench.methods.perturbgan import PRESETS as PERTURBGAN_PRESETS
-    from workbench.methods.perturbgan import PerturbGAN
+    from workbench.nets.layered import LayeredGenerator
     from workbench.nets.unet_discriminator import parameter_count
     from workbench.train.checkpoint import load_method
     from workbench.train.device import pick_device, seed_everything
@@ -130,9 +129,8 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     best = baselines.loc[baselines["iou"].idxmax()]
     total = (time.perf_counter() - start) / 60
 
-    two_generator = PerturbGAN(replace(PERTURBGAN_PRESETS["smoke"], resolution=c.resolution, z_dim=c.z_dim,
-                                       w_dim=c.w_dim, mapping_layers=c.mapping_layers, width=c.width,
-                                       max_width=c.max_width))
+    two_generators = LayeredGenerator(resolution=c.resolution, z_dim=c.z_dim, w_dim=c.w_dim,
+                                      mapping_layers=c.mapping_layers, width=c.width, max_width=c.max_width)
     fid, kid = quality["fid_label"], quality["kid_label"]
     nan = float("nan")
     rows = [
@@ -147,7 +145,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         *[("baseline", f"{row.baseline} IoU", row.iou) for row in baselines.itertuples()],
         *other_rows,
     ]
-    g_params, g3_params = parameter_count(gan.module("generator")), parameter_count(two_generator.generator)
+    g_params, g3_params = parameter_count(gan.module("generator")), parameter_count(two_generators)
     table = pd.DataFrame(rows, columns=["table", "measure", "value"])
     metrics = {"setting": c.setting, "joint_iou": joint["iou"] if joint else "-", "post_iou": post_scores["iou"],
                "post_acc": post_scores["accuracy"], "post_maxfb": post_scores["max_f_beta"],

@@ -21,9 +21,20 @@ table 4.1 (``SETTINGS``) differ in the discriminator:
 * **(d)** the standard discriminator alone; a segmenter is post-trained on the frozen generator
   (``workbench.methods.layered_post``), which applies to (a)-(c) too.
 
-Like StyleGAN2 the R1 penalty is *lazy*: every ``r1_every`` steps, multiplied by ``r1_every``.
-For D_dec the penalty is taken on the gradient of its per-image mean (eq. 4.8 writes one gradient
-per pixel, which costs a backward pass per pixel).
+Details the thesis leaves open, decided here:
+
+* L_seg is the full binary cross-entropy that the text names (eq. 4.7 as printed keeps only its
+  −G_m log S half), against the *shifted* mask m_Δ that the composite x̂ shows (the equation writes
+  the unshifted G_m(z));
+* in settings (a) and (b) the generator is also scored per pixel, E[softplus(−D_dec(x̂))], as in
+  U-Net GAN; eq. (4.5) has the global term only;
+* like StyleGAN2 the R1 penalty is *lazy*: every ``r1_every`` steps, multiplied by ``r1_every``
+  (no path-length regulariser, which the thesis does not name). For D_dec the penalty is taken on
+  the gradient of its per-image mean (eq. 4.8 writes one gradient per pixel, which costs a backward
+  pass per pixel);
+* CutMix (setting b) mixes with a box or its complement (p = 1/2 each), without U-Net GAN's warm-up;
+* at test time an image is brought to the scale of the training crops: its shorter side is resized
+  to 1.125·R (the real images were resized to 1.125·R and cropped to R), see :meth:`LayeredGAN.segment`.
 
 Presets: ``paper`` (section 4.2 at 128 px: batch 64, lr 1e-3, η = 0.15 of the ablation study,
 150K iterations), ``small`` (32 px synthetic ``benchmark`` scenes on a CPU), ``smoke``.
@@ -37,8 +48,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from workbench.losses.adversarial import NonSaturatingR1, squared_norm
 from workbench.methods.base import Phase, TrainConfig, evaluating
-from workbench.methods.perturbgan import PerturbGAN
+from workbench.methods.perturbgan import CROP_SCALE, PerturbGAN
 from workbench.nets.layered import ConditionalLayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
@@ -119,6 +131,8 @@ class LayeredConfig(TrainConfig):
         for name in ("min_mask", "max_mask", "mixing", "cutmix_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.max_mask < 1 and self.min_mask >= self.max_mask:
+            raise ValueError(f"min_mask ({self.min_mask}) must be below max_mask ({self.max_mask})")
         if self.r1_every < 1 or self.samples < 1:
             raise ValueError("r1_every and samples must be >= 1")
 
@@ -162,6 +176,7 @@ class LayeredGAN(PerturbGAN):
                                                realism=setting.realism, segmenter=setting.segmenter).to(self.device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=c.betas)
+        self.loss = NonSaturatingR1(r1_weight=c.r1_weight)  # eqs. (4.5), (4.6); its logistic terms serve D_dec too
         self.ema_betas = {"generator": c.ema_beta}
 
     @property
@@ -203,13 +218,14 @@ class LayeredGAN(PerturbGAN):
         real = self.real_images(batch)  # (B, 3, R, R)
         with torch.no_grad():
             fake, _, target = self.fakes(real.shape[0])
-        regularise = c.r1_weight > 0 and self.step % c.r1_every == 0
+        weights = c.r1_weight + (c.r1_dec_weight if setting.realism else 0)
+        regularise = weights > 0 and self.step % c.r1_every == 0
         real.requires_grad_(regularise)
         out_real, out_fake = self.discriminator(real), self.discriminator(fake)
-        loss = F.softplus(out_fake.logits).mean() + F.softplus(-out_real.logits).mean()
+        loss = self.loss.from_logits(out_real.logits, out_fake.logits)  # eq. (4.6) without R1
         stats = {"real": out_real.logits.detach().mean(), "fake": out_fake.logits.detach().mean()}
         if setting.realism:  # eq. (4.8) without its R1 term
-            dec = F.softplus(out_fake.realism).mean() + F.softplus(-out_real.realism).mean()
+            dec = self.loss.from_logits(out_real.realism, out_fake.realism)
             loss = loss + dec
             stats["decoder"] = dec.detach()
         if setting.segmenter:  # eq. (4.7)
@@ -247,10 +263,11 @@ class LayeredGAN(PerturbGAN):
             outputs.append((c.r1_dec_weight, out_real.realism.mean(dim=(1, 2, 3)).sum(), "r1_dec"))
         penalty = real.new_zeros(())
         for weight, scalar, name in outputs:
-            (grad,) = torch.autograd.grad(scalar, real, create_graph=True)  # (B, 3, R, R)
-            value = grad.square().sum(dim=(1, 2, 3)).mean()
-            penalty = penalty + weight * value
-            stats[name] = value.detach()
+            if weight > 0:
+                (grad,) = torch.autograd.grad(scalar, real, create_graph=True)  # (B, 3, R, R)
+                value = squared_norm(grad).mean()
+                penalty = penalty + weight * value
+                stats[name] = value.detach()
         return penalty
 
     def generator_step(self, batch: None) -> dict:
@@ -258,9 +275,9 @@ class LayeredGAN(PerturbGAN):
         c = self.config
         fake, layers, _ = self.fakes(c.batch_size)
         out = self.discriminator(fake)
-        adversarial = F.softplus(-out.logits).mean()
-        if out.realism is not None:
-            adversarial = adversarial + F.softplus(-out.realism).mean()
+        adversarial = self.loss.generator(out.logits)
+        if out.realism is not None:  # U-Net GAN's per-pixel term
+            adversarial = adversarial + self.loss.generator(out.realism)
         size = size_loss(layers.mask, min_area=c.min_mask)
         if c.max_mask < 1:
             size = size + max_size_loss(layers.mask, max_area=c.max_mask)
@@ -287,11 +304,19 @@ class LayeredGAN(PerturbGAN):
         composite = self.composite(layers, offset, jitter=c.jitter)
         return ((composite + 1) / 2).clamp(0, 1), translate(layers.mask, offset)
 
+    @property
+    def test_side(self) -> int:
+        """The shorter side test images are resized to: the 1.125·R of the training crops' source images
+        (R when the reals were not cropped), so that objects keep their training scale (section 4.2)."""
+        c = self.config
+        return round(CROP_SCALE * c.resolution) if c.random_crop else c.resolution
+
     @torch.no_grad()
     def segment(self, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
         """The joint segmenter S = σ(D_seg) on images (B, 3, H, W) in [0, 1]: masks (B, 1, H, W) in [0, 1].
 
-        Fully convolutional at the training scale (section 4.2, :func:`workbench.ops.rescale.segment_at_scale`).
+        Fully convolutional at the training scale (section 4.2, :attr:`test_side`,
+        :func:`workbench.ops.rescale.segment_at_scale`).
         Setting (d) has no joint segmenter: post-train one with ``layered-post``.
         """
         if not self.setting.segmenter:
@@ -299,7 +324,7 @@ class LayeredGAN(PerturbGAN):
                              "(python -m workbench train layered-post --generator RUN)")
         with evaluating(self.module("discriminator")) as d:
             net = lambda x: torch.sigmoid(d.mask_logits(x * 2 - 1))  # noqa: E731
-            masks = segment_at_scale(net, images.to(self.device, torch.float32), resolution=self.config.resolution,
+            masks = segment_at_scale(net, images.to(self.device, torch.float32), resolution=self.test_side,
                                      multiple=self.config.resolution // 4, batch_size=batch_size)
         return masks.clamp(0, 1).to(images.device)
 

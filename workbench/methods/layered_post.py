@@ -9,7 +9,7 @@ halfway, batch 64, 150K iterations (the ``paper`` preset).
 The network, the optimiser schedule, the flips and the EMA are the supervised oracle's
 (:class:`~workbench.methods.oracle.OracleUNet`); only the data differ. At inference the U-Net is
 fully convolutional: :meth:`PostSegmenter.predict` resizes an image so that its shorter side is the
-training resolution, pads by reflection where the skips need it, and maps the mask back (section 4.2).
+side the generator's training crops came from (1.125·R, ``test_side``), pads by reflection where the skips need it, and maps the mask back (section 4.2).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class PostSegmenterConfig(OracleConfig):
     generator: str = ""  # the trained `layered` run or checkpoint folder (its EMA generator is frozen)
     dataset: str = ""  # unused for training (the data are generated); recorded from the generator's run
     resolution: int = 128
+    test_side: int = 0  # shorter side of test images at inference (0: resolution); set from the generator's 1.125·R
     width: int = 32
     depth: int = 4
     max_width: int = 256
@@ -74,7 +75,7 @@ class PostSegmenter(OracleUNet):
         if gan is None and config.generator:
             gan = self.load_gan(config.generator, device)
         if gan is not None:
-            config = replace(config, resolution=gan.config.resolution, dataset=gan.config.dataset)
+            config = replace(config, resolution=gan.config.resolution, dataset=gan.config.dataset, test_side=gan.test_side)
         super().__init__(config, device=device)
         self.gan = gan  # None: a segmenter loaded to predict only (its run recorded no generator path)
         if gan is not None:
@@ -117,7 +118,8 @@ class PostSegmenter(OracleUNet):
             raise ValueError(f"predict expects images (B, 3, H, W) in [0, 1], got shape {tuple(images.shape)}")
         with evaluating(self.averaged("net")) as net:
             masks = segment_at_scale(lambda x: torch.sigmoid(net(x)), images.to(self.device, torch.float32),
-                                     resolution=self.config.resolution, multiple=net.multiple, batch_size=batch_size)
+                                     resolution=self.config.test_side or self.config.resolution, multiple=net.multiple,
+                                     batch_size=batch_size)
         return masks.clamp(0, 1).to(images.device)
 
     segment = predict  # the name the joint segmenters use

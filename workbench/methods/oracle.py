@@ -237,12 +237,11 @@ def evaluate_oracle(method: OracleUNet, dataset_spec: str | None = None, *, n: i
     :meth:`workbench.eval.metrics.SegmentationMeter.compute`'s dict: ``n``, ``iou`` (mean IoU at
     threshold 0.5, the thesis' section 3.4.1 figure), ``accuracy``, ``f_beta``, ``max_f_beta``, ``mae``, ...
     """
-    from workbench.data import build_dataset, require_masks
+    from workbench.data import build_dataset
     from workbench.eval.segmenter import evaluate_segmenter
 
     spec = dataset_spec or method.config.dataset
     dataset = build_dataset(spec, size=method.config.resolution, split="test", n=n, seed=method.config.seed)
-    require_masks(dataset, spec, purpose=PURPOSE)
     return evaluate_segmenter(lambda images: method.predict(images, batch_size=batch_size), dataset,
                               batch_size=batch_size)
 

@@ -3,7 +3,8 @@
 The encoder is the StyleGAN discriminator of :mod:`workbench.nets.stylegan` and gives the global
 logit D(x). A decoder mirrors it (transposed 2× convolutions, each followed by a concat with the
 encoder's activations at that resolution and a 3×3 convolution, as in U-Net GAN, Schönfeld et al.
-2020) and ends in a 1×1 convolution to per-pixel logits:
+2020) and ends in a 1×1 convolution to per-pixel logits (every layer with the equalised learning rate of
+the encoder):
 
 * ``realism=True``: D_dec(x), a per-pixel realism logit (eq. 4.8), settings (a) and (b);
 * ``segmenter=True``: D_seg(x), the mask logit of the segmenter S(x) = σ(D_seg(x)) trained with
@@ -18,6 +19,7 @@ Shapes: x (B, 3, R, R) in [-1, 1]; outputs :class:`DiscriminatorOutputs`.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -42,12 +44,26 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+class EqualConvTranspose2d(nn.Module):
+    """2× up-sampling transposed convolution (kernel 4, stride 2, padding 1) with equalised learning rate:
+    each output pixel sums c_in·(4/2)² weighted inputs, the fan-in of He's constant."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_in, c_out, 4, 4))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.scale = 1 / math.sqrt(c_in * 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(x, self.weight * self.scale, self.bias, stride=2, padding=1)  # (B, c_out, 2H, 2W)
+
+
 class UpBlock(nn.Module):
     """2× transposed conv (c_in -> c_out), concat the skip (c_out), 3×3 conv back to c_out; leaky ReLUs."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.up = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+        self.up = EqualConvTranspose2d(c_in, c_out)
         self.conv = EqualConv2d(2 * c_out, c_out, 3)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -76,10 +92,10 @@ class UNetDiscriminator(StyleDiscriminator):
             widths = channel_widths(resolution, width=width, max_width=max_width)
             ups = sorted(self.block_resolutions)  # 8 … R: the decoder's output resolutions
             self.decoder = nn.ModuleList(UpBlock(widths[r // 2], widths[r]) for r in ups)
-            self.to_logits = nn.Conv2d(widths[resolution], channels, 1)
+            self.to_logits = EqualConv2d(widths[resolution], channels, 1)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorOutputs:
-        """x (B, 3, R, R) -> :class:`DiscriminatorOutputs`."""
+    def forward(self, x: torch.Tensor) -> DiscriminatorOutputs:
+        """x (B, 3, R, R) -> :class:`DiscriminatorOutputs` (unconditional: chapter 4's D sees no label)."""
         if self.decoder is None:
             return DiscriminatorOutputs(super().forward(x), None, None)
         *skips, h = self.encode(x)  # skips at R … 8, h (B, C4, 4, 4)

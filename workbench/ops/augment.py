@@ -98,12 +98,13 @@ def resize_random_crop(
     return translate(x, -corner)[..., :size, :size]  # moving content up-left puts the crop at the origin
 
 
-def cutmix_masks(batch: int, size: int, *, device: torch.device | str = "cpu",
+def cutmix_masks(batch: int, size: int, *, flip: bool = True, device: torch.device | str = "cpu",
                  generator: torch.Generator | None = None) -> Tensor:
     """CutMix masks (B, 1, size, size): 1 inside one random box per image, 0 outside (Yun et al. 2019).
 
     The box covers a share λ ~ U(0, 1) of the image (sides ``size·√λ``) at a uniform centre,
-    clipped at the border; U-Net GAN mixes real (1) and generated (0) images with it.
+    clipped at the border. With ``flip`` each mask is inverted with probability 1/2, as U-Net GAN
+    does, so that real (1) and generated (0) parts cover half the image on average.
     """
     lam = torch.rand(batch, generator=generator)  # (B,) area share
     side = (size * lam.sqrt()).round()  # (B,)
@@ -113,7 +114,10 @@ def cutmix_masks(batch: int, size: int, *, device: torch.device | str = "cpu",
     grid = torch.arange(size) + 0.5  # pixel centres
     inside_y = (grid[None] >= low[:, :1]) & (grid[None] < high[:, :1])  # (B, size)
     inside_x = (grid[None] >= low[:, 1:]) & (grid[None] < high[:, 1:])  # (B, size)
-    return (inside_y[:, :, None] & inside_x[:, None, :]).float()[:, None].to(device)  # (B, 1, size, size)
+    box = inside_y[:, :, None] & inside_x[:, None, :]  # (B, size, size)
+    if flip:
+        box = box ^ (torch.rand(batch, generator=generator) < 0.5)[:, None, None]
+    return box.float()[:, None].to(device)  # (B, 1, size, size)
 
 
 def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float] = (0.9, 1.0),
