@@ -24,6 +24,7 @@ layer (and per generator for the layered model); images (B, C, R, R), roughly in
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -265,14 +266,23 @@ class StyleDiscriminator(nn.Module):
         self.embed = EqualLinear(num_classes, c4) if num_classes else None
         self.num_classes = num_classes
 
-    def trunk(self, x: torch.Tensor, *, stop: int = 4) -> torch.Tensor:
-        """Activations (B, C_stop, stop, stop) after the blocks down to resolution ``stop``."""
+    def blocks_down(self, x: torch.Tensor, *, stop: int = 4) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Run the blocks down to resolution ``stop``; yield each block's (first-conv activations
+        (B, C_r, r, r), output (B, C_{r/2}, r/2, r/2)). One loop for :meth:`trunk` and :meth:`encode`."""
         x = lrelu(self.from_rgb(x))  # (B, C_R, R, R)
         for r, (conv0, conv1) in zip(self.block_resolutions, self.blocks):
             if r <= stop:
                 break
-            x = F.avg_pool2d(lrelu(conv1(lrelu(conv0(x)))), 2)  # (B, C_{r/2}, r/2, r/2)
-        return x
+            skip = lrelu(conv0(x))  # (B, C_r, r, r)
+            x = F.avg_pool2d(lrelu(conv1(skip)), 2)  # (B, C_{r/2}, r/2, r/2)
+            yield skip, x
+
+    def trunk(self, x: torch.Tensor, *, stop: int = 4) -> torch.Tensor:
+        """Activations (B, C_stop, stop, stop) after the blocks down to resolution ``stop``."""
+        h = None
+        for _, h in self.blocks_down(x, stop=stop):
+            pass
+        return h if h is not None else lrelu(self.from_rgb(x))  # stop = R: no block runs
 
     def features(self, x: torch.Tensor, *, resolution: int = 8) -> torch.Tensor:
         """The discriminator's features at ``resolution`` (B, C, r, r): the D_feat of eq. (3.7)."""
@@ -282,14 +292,9 @@ class StyleDiscriminator(nn.Module):
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Skips for a U-Net decoder: the first conv's activations at each block resolution R … 8
-        ((B, C_r, r, r) each), then the trunk's output (B, C4, 4, 4). Same computation as :meth:`trunk`."""
-        x = lrelu(self.from_rgb(x))  # (B, C_R, R, R)
-        features = []
-        for conv0, conv1 in self.blocks:
-            x = lrelu(conv0(x))  # (B, C_r, r, r)
-            features.append(x)
-            x = F.avg_pool2d(lrelu(conv1(x)), 2)  # (B, C_{r/2}, r/2, r/2)
-        return [*features, x]
+        ((B, C_r, r, r) each), then the trunk's output (B, C4, 4, 4)."""
+        skips, outputs = zip(*self.blocks_down(x))
+        return [*skips, outputs[-1]]
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.trunk(x), labels)
