@@ -4,6 +4,7 @@ errors, .pth files."""
 import argparse
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,26 @@ def test_load_pth_and_strict_loading(tmp_path):
     broken = {k: v for k, v in state.items() if k != "2.bias"} | {"head.weight": torch.zeros(1)}
     with pytest.raises(StateDictMismatchError, match=r"missing keys: 2\.bias; unexpected keys: head\.weight"):
         load_state_dict_strict(other, broken, source="broken.pth")
+
+
+def test_find_linked_path_tries_the_working_directory_then_the_folders_above(tmp_path, monkeypatch):
+    from workbench.train.checkpoint import find_linked_path
+
+    (tmp_path / "assets" / "gan").mkdir(parents=True)
+    checkpoint = tmp_path / "assets" / "post" / "step-0000004"
+    checkpoint.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert find_linked_path("assets/gan", checkpoint=checkpoint) == tmp_path / "assets" / "gan"
+    assert find_linked_path("assets/none", checkpoint=checkpoint) is None
+    (elsewhere / "assets" / "gan").mkdir(parents=True)  # the working directory comes first
+    assert find_linked_path("assets/gan", checkpoint=checkpoint) == Path("assets/gan")
+
+
+def test_load_method_finds_the_shipped_segmenters_generator_from_any_directory(tmp_path, monkeypatch):
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)  # "assets/layered-small/gan" does not exist relative to here
+    segmenter = load_method(repo / "assets" / "layered-small" / "post")
+    assert segmenter.gan is not None
+    assert Path(segmenter.config.generator).resolve() == (repo / "assets" / "layered-small" / "gan").resolve()

@@ -47,8 +47,8 @@ from workbench.methods.layered_post import PostSegmenter
 from workbench.methods.perturbgan import PerturbGAN
 from workbench.ops.mask_losses import mask_iou
 from workbench.ops.shift import translate
-from workbench.train.checkpoint import (CONFIG_FILE, find_checkpoint, load_method, method_from_checkpoint,
-                                        read_checkpoint)
+from workbench.train.checkpoint import (CONFIG_FILE, find_checkpoint, find_linked_path, load_method,
+                                        method_from_checkpoint, read_checkpoint)
 from workbench.train.config import config_from_dict
 
 __all__ = ["TITLE", "build", "browse", "export_png", "checkpoint_changed", "load_perturbgan", "load_segmenter",
@@ -154,21 +154,6 @@ def _not_a_segmenter(folder: Path, kind: str) -> str:
             f"post-trained U-Net (`{POST_TRAIN_HINT}`).")
 
 
-def _generator_of(generator: str, checkpoint: Path) -> Path | None:
-    """The ``layered`` run a post-trained segmenter names (its config's ``generator``): the path as given
-    (absolute, or relative to the working directory), else relative to a folder above the checkpoint,
-    so that ``assets/layered-small/post`` loads from any working directory; None when none is recorded
-    or it is not found."""
-    path = Path(generator).expanduser()
-    if generator and path.exists():
-        return path
-    if generator and not path.is_absolute():
-        for folder in checkpoint.resolve().parents:
-            if (folder / path).exists():
-                return folder / path
-    return None
-
-
 # loading (cached)
 
 _METHODS: OrderedDict[str, PerturbGAN] = OrderedDict()  # resolved checkpoint folder -> loaded generator
@@ -228,7 +213,7 @@ def load_segmenter(path: str | Path, *, device: str | torch.device = DEVICE) -> 
                 raise CheckpointUnavailable(_not_a_segmenter(checkpoint.path, checkpoint.method))
             config = config_from_dict(PostSegmenter.Config, checkpoint.config,
                                       source=f"{checkpoint.path}/{CONFIG_FILE}")
-            generator = _generator_of(config.generator, checkpoint.path)
+            generator = find_linked_path(config.generator, checkpoint=checkpoint.path) if config.generator else None
             try:  # without its generator (none recorded, or moved away) the U-Net can still predict
                 segmenter = method_from_checkpoint(checkpoint, PostSegmenter, device=device,
                                                    config=replace(config, generator=str(generator or "")))

@@ -144,6 +144,7 @@ class Method:
     default_preset: ClassVar[str] = "small"  # the preset the command line starts from
     frozen: ClassVar[tuple[str, ...]] = ()  # module attributes that are neither trained, wrapped nor saved
     find_unused_parameters: ClassVar[bool] = False  # DDP flag: some trained parameters get no gradient
+    linked_runs: ClassVar[tuple[str, ...]] = ()  # config fields naming another run (resolved when loading)
 
     def __init__(self, config: TrainConfig, *, device: str | torch.device = "cpu"):
         self.config = config

@@ -67,6 +67,7 @@ class PostSegmenter(OracleUNet):
 
     name = "layered-post"
     Config = PostSegmenterConfig
+    linked_runs = ("generator",)
     presets = PRESETS
     frozen = ("gan_generator",)
 

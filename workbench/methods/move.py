@@ -153,6 +153,7 @@ class MOVE(Method):
 
     name = "move"
     Config = MOVEConfig
+    linked_runs = ("mae_run",)
     presets = PRESETS
     frozen = ("mae", "extractor", "disc_features")
 

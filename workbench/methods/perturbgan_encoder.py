@@ -78,6 +78,7 @@ class PerturbEncoder(Method):
 
     name = "perturbgan-encoder"
     Config = PerturbEncoderConfig
+    linked_runs = ("gan",)
     presets = PRESETS
     frozen = ("gan_generator", "gan_discriminator")
 

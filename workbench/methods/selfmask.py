@@ -106,6 +106,7 @@ class SelfMask(Method):
 
     name = "selfmask"
     Config = SelfMaskConfig
+    linked_runs = ("move_checkpoint",)
     presets = PRESETS
     frozen = ("extractor",)
 

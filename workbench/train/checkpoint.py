@@ -22,7 +22,7 @@ import json
 import os
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -281,7 +281,33 @@ def load_method(path: str | Path, *, device: str | torch.device = "cpu", method:
                               f"which this workbench does not have ({', '.join(sorted(METHODS))})")
     cls = METHODS[checkpoint.method]
     config = config_from_dict(cls.Config, checkpoint.config, source=f"{checkpoint.path}/{CONFIG_FILE}")
-    return method_from_checkpoint(checkpoint, cls, config, device=device)
+    return method_from_checkpoint(checkpoint, cls, resolve_linked_runs(cls, config, checkpoint=checkpoint.path),
+                                  device=device)
+
+
+def find_linked_path(path: str | Path, *, checkpoint: str | Path) -> Path | None:
+    """Where a relative path recorded in a checkpoint's config is: as given (absolute, or relative to
+    the working directory), else relative to the nearest folder above ``checkpoint`` that holds it;
+    None when found nowhere. So that a run naming ``assets/move-small/mae`` loads from any directory."""
+    path = Path(path).expanduser()
+    if path.exists():
+        return path
+    if not path.is_absolute():
+        for folder in Path(checkpoint).resolve().parents:
+            if (folder / path).exists():
+                return folder / path
+    return None
+
+
+def resolve_linked_runs(cls: type["Method"], config: Any, *, checkpoint: str | Path) -> Any:
+    """``config`` with each of ``cls.linked_runs`` (paths of other runs) found by :func:`find_linked_path`;
+    a path found nowhere is left as it is, for the method to report."""
+    found = {}
+    for field in cls.linked_runs:
+        value = getattr(config, field)
+        if value and (path := find_linked_path(value, checkpoint=checkpoint)) is not None:
+            found[field] = str(path)
+    return replace(config, **found) if found else config
 
 
 def method_from_checkpoint(checkpoint: Checkpoint, cls: type["Method"], config: Any, *,

@@ -15,8 +15,8 @@ ships one, :data:`SHIPPED_MOVE` (``assets/move-small``), which the app loads on 
 ``scripts/export_move_asset.py`` makes it from two training runs.
 
 A relative ``mae_run`` is looked for in the working directory, then against every folder above
-the checkpoint, so ``load_move("assets/move-small")`` works from any working directory and
-``python -m workbench predict move --checkpoint assets/move-small/move`` from the repository root.
+the checkpoint (``MOVE.linked_runs``), so both ``load_move("assets/move-small")`` and ``python -m
+workbench predict move --checkpoint assets/move-small/move`` work from any working directory.
 """
 
 from __future__ import annotations
@@ -52,20 +52,16 @@ def resolve_mae_run(mae_run: str | Path, *, checkpoint: Path) -> Path:
     """The ``train mae`` folder that a MOVE checkpoint's ``mae_run`` names.
 
     Tried in order: the path as given (absolute, or relative to the working directory), then
-    relative to each folder above ``checkpoint``. FileNotFoundError names every place tried.
+    relative to each folder above ``checkpoint`` (:func:`~workbench.train.checkpoint.find_linked_path`).
+    FileNotFoundError says where it looked.
     """
-    path = Path(mae_run).expanduser()
-    if path.exists():
-        return path.resolve()
-    tried = [str(path)]
-    if not path.is_absolute():
-        for folder in Path(checkpoint).resolve().parents:
-            candidate = folder / path
-            if candidate.exists():
-                return candidate
-            tried.append(str(candidate))
-    raise FileNotFoundError(f"the MAE run {mae_run} of the MOVE checkpoint {checkpoint} was not found; "
-                            f"looked in: {', '.join(tried[:4])}{', ...' if len(tried) > 4 else ''}")
+    from workbench.train.checkpoint import find_linked_path
+
+    found = find_linked_path(mae_run, checkpoint=checkpoint)
+    if found is None:
+        raise FileNotFoundError(f"the MAE run {mae_run} of the MOVE checkpoint {checkpoint} was not found; "
+                                f"looked in: {mae_run} and under every folder above {Path(checkpoint).resolve()}")
+    return found.resolve()
 
 
 def _copy_weights(source: Path, target: Path, *, name: str, half: bool) -> None:
