@@ -276,5 +276,4 @@ def load_or_train_oracle(path: str | Path | None, *, preset: str = "small", data
     method = OracleUNet(config, device=pick_device(device))
     trainer = Trainer(method, out_dir=out_dir, progress=progress)
     trainer.fit()
-    method.step = trainer.step  # finished iterations, as a loaded checkpoint has it
     return method.eval()

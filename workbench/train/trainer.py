@@ -184,6 +184,7 @@ class Trainer:
         for name, average in self.method.ema.items():
             ema_update(average, self.method.module(name), beta=self.method.ema_betas[name])
         self.step += 1
+        self.method.step = self.step  # finished iterations, as a reloaded checkpoint has it
         return stats
 
     # the loop
