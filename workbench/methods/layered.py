@@ -152,6 +152,16 @@ PRESETS: dict[str, LayeredConfig] = {
 # method
 
 
+def discriminator_widths(config: LayeredConfig) -> tuple[int, int]:
+    """(width, max_width) of the U-Net discriminator: matched to the standard D's parameter count in
+    settings (a)/(b) (section 4.2), the config's own otherwise."""
+    setting = SETTINGS[config.setting]
+    if not setting.matched:
+        return config.width, config.max_width
+    return matched_width(resolution=config.resolution, width=config.width, max_width=config.max_width,
+                         realism=setting.realism, segmenter=setting.segmenter)
+
+
 class LayeredGAN(PerturbGAN):
     """The conditional layered GAN of chapter 4 in one of table 4.1's settings; see the module docstring.
 
@@ -164,20 +174,9 @@ class LayeredGAN(PerturbGAN):
     presets = PRESETS
 
     def __init__(self, config: LayeredConfig, *, device: str | torch.device = "cpu"):
-        super(PerturbGAN, self).__init__(config, device=device)  # the Method base; the networks differ
-        c = config
-        setting = self.setting
-        width, max_width = c.width, c.max_width
-        if setting.matched:
-            width, max_width = matched_width(resolution=c.resolution, width=c.width, max_width=c.max_width,
-                                             realism=setting.realism, segmenter=setting.segmenter)
-        self.generator = self.build_generator().to(self.device)
-        self.discriminator = UNetDiscriminator(resolution=c.resolution, width=width, max_width=max_width,
-                                               realism=setting.realism, segmenter=setting.segmenter).to(self.device)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=c.betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=c.betas)
-        self.loss = NonSaturatingR1(r1_weight=c.r1_weight)  # eqs. (4.5), (4.6); its logistic terms serve D_dec too
-        self.ema_betas = {"generator": c.ema_beta}
+        # matched before any network is drawn (counting draws random weights): the RNG stream of the measured runs
+        self.discriminator_widths = discriminator_widths(config)
+        super().__init__(config, device=device)
 
     @property
     def setting(self) -> Setting:
@@ -187,6 +186,16 @@ class LayeredGAN(PerturbGAN):
         c = self.config
         return ConditionalLayeredGenerator(resolution=c.resolution, width=c.width, max_width=c.max_width,
                                            z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers)
+
+    def build_discriminator(self) -> torch.nn.Module:
+        """The U-Net discriminator of the setting (widths from :func:`discriminator_widths`)."""
+        width, max_width = self.discriminator_widths
+        return UNetDiscriminator(resolution=self.config.resolution, width=width, max_width=max_width,
+                                 realism=self.setting.realism, segmenter=self.setting.segmenter)
+
+    def build_loss(self):
+        """Eqs. (4.5), (4.6); its logistic terms serve D_dec too."""
+        return NonSaturatingR1(r1_weight=self.config.r1_weight)
 
     # the model
 

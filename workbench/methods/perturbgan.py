@@ -132,11 +132,10 @@ class PerturbGAN(Method):
         super().__init__(config, device=device)
         c = config
         self.generator = self.build_generator().to(self.device)
-        self.discriminator = StyleDiscriminator(resolution=c.resolution, width=c.width,
-                                                max_width=c.max_width).to(self.device)
+        self.discriminator = self.build_discriminator().to(self.device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=c.betas)
-        self.loss = WGANGP(gp_weight=c.gp_weight, drift=c.drift)
+        self.loss = self.build_loss()
         self.ema_betas = {"generator": c.ema_beta}
 
     def build_generator(self) -> torch.nn.Module:
@@ -144,6 +143,14 @@ class PerturbGAN(Method):
         c = self.config
         return LayeredGenerator(single=c.single_generator, resolution=c.resolution, width=c.width,
                                 max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers)
+
+    def build_discriminator(self) -> torch.nn.Module:
+        c = self.config
+        return StyleDiscriminator(resolution=c.resolution, width=c.width, max_width=c.max_width)
+
+    def build_loss(self):
+        """The adversarial loss: WGAN-GP with the drift term (eq. 3.6)."""
+        return WGANGP(gp_weight=self.config.gp_weight, drift=self.config.drift)
 
     # data
 
