@@ -15,6 +15,15 @@ def test_move_speed_smoke(tmp_path, capsys):
     assert (tmp_path / "move-speed.json").exists()
 
 
+def test_move_speed_extra_paths(tmp_path, capsys):
+    assert main(["bench", "move-speed", "--preset", "smoke", "--repeats", "1", "--warmup", "0", "--extra",
+                 "channels-last", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "shared + channels-last head" in out and "channels_last_speedup=" in out.strip().splitlines()[-1]
+    assert main(["bench", "move-speed", "--preset", "smoke", "--extra", "bf16", "--out", str(tmp_path)]) == 2
+    assert "needs a CUDA device" in capsys.readouterr().err
+
+
 def test_move_bench_smoke(tmp_path, capsys):
     assert main(["bench", "move", "--preset", "smoke", "--mae-steps", "2", "--move-steps", "2", "--n-test", "8",
                  "--selfmask-steps", "2", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)]) == 0

@@ -31,6 +31,11 @@ PATHS = {  # name: config overrides
     "shared encoder (2 passes, exact)": dict(share_encoder=True, shift_autoencoding="exact"),
     "shared + approx shift (1 pass)": dict(share_encoder=True, shift_autoencoding="approx"),
 }
+EXTRAS = {  # --extra NAME: another path, the shared-encoder one plus one more speed switch
+    "channels-last": ("shared + channels-last head", dict(share_encoder=True, channels_last=True)),
+    "compile": ("shared + torch.compile (head, MAE decoder)", dict(share_encoder=True, compile=True)),
+    "bf16": ("shared + bf16 autocast", dict(share_encoder=True, autocast_bf16=True)),
+}
 
 
 def random_efficientnet(folder: Path, name: str = "tf_efficientnet_lite0") -> Path:
@@ -74,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=2, help="images per step (default 2, for a CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations per path (the median is reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per path")
+    parser.add_argument("--extra", nargs="+", choices=sorted(EXTRAS), default=[],
+                        help="also time the shared path with these switches (bf16 needs CUDA; compile warms up longer)")
 
 
 # benchmark
@@ -87,13 +94,16 @@ def move_speed(args: argparse.Namespace) -> BenchResult:
     device = pick_device(args.device)
     scratch = tempfile.TemporaryDirectory()
     base = speed_config(args.preset, args.batch_size, Path(scratch.name))
+    if "bf16" in args.extra and device.type != "cuda":
+        raise ValueError("--extra bf16 needs a CUDA device (autocast_bf16 is ignored on the CPU)")
+    paths = {**PATHS, **dict(EXTRAS[e] for e in args.extra)}
     methods = {}
-    for name, overrides in PATHS.items():
+    for name, overrides in paths.items():
         seed_everything(args.seed)
         methods[name] = MOVE(replace(base, **overrides), device=device)
     x = torch.rand(args.batch_size, 3, base.size, base.size, generator=torch.Generator().manual_seed(args.seed))
     batch = {"image": x.to(device)}
-    times: dict[str, list[float]] = {name: [] for name in PATHS}
+    times: dict[str, list[float]] = {name: [] for name in paths}
     for r in range(args.warmup + args.repeats):  # round robin, so that a busy moment hits every path alike
         for name, method in methods.items():
             elapsed = time_step(method, batch)
@@ -101,7 +111,7 @@ def move_speed(args: argparse.Namespace) -> BenchResult:
                 times[name].append(elapsed)
     seconds = {name: statistics.median(t) for name, t in times.items()}
     rows = [{"path": name, "seconds_per_step": seconds[name], "images_per_s": args.batch_size / seconds[name]}
-            for name in PATHS]
+            for name in paths]
     scratch.cleanup()
     faithful, shared, approx = (seconds[n] for n in PATHS)
     table = pd.DataFrame(rows)
@@ -110,6 +120,8 @@ def move_speed(args: argparse.Namespace) -> BenchResult:
                "faithful_img_s": args.batch_size / faithful, "shared_img_s": args.batch_size / shared,
                "approx_img_s": args.batch_size / approx, "shared_speedup": faithful / shared,
                "approx_speedup": faithful / approx}
+    for extra in args.extra:
+        metrics[f"{extra.replace('-', '_')}_speedup"] = faithful / seconds[EXTRAS[extra][0]]
     notes = [f"MAE {base.mae_arch}, features {base.features}, discriminator {base.discriminator} over "
              f"{base.disc_features}, {base.size} px, random weights, {torch.get_num_threads()} threads; "
              f"one step = a discriminator step + a segmenter step; median of {args.repeats} round-robin repeats",
