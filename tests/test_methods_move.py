@@ -215,6 +215,18 @@ def test_conv_discriminator_and_bf16_switch_on_cpu():
         make(autocast_bf16=True)
 
 
+def test_compile_and_channels_last_switches_train_and_match_the_eager_decoder():
+    eager, compiled = make(), make(compile=True, channels_last=True)
+    x = images()
+    latent = eager.encode_mae(x)
+    grid = (x.shape[-2] // eager.mae.patch_size,) * 2
+    patch_mask = torch.rand(2, grid[0] * grid[1])
+    torch.testing.assert_close(compiled.decode_mae(latent, patch_mask, grid), eager.decode_mae(latent, patch_mask, grid),
+                               atol=1e-4, rtol=1e-4)
+    for step in (compiled.discriminator_step, compiled.segmenter_step):  # the compiled decoder has a backward
+        assert torch.isfinite(torch.as_tensor(step(batch_of())["loss"]))
+
+
 # data and inference
 
 

@@ -33,7 +33,7 @@ PATHS = {  # name: config overrides
 }
 EXTRAS = {  # --extra NAME: another path, the shared-encoder one plus one more speed switch
     "channels-last": ("shared + channels-last head", dict(share_encoder=True, channels_last=True)),
-    "compile": ("shared + torch.compile (head, MAE decoder)", dict(share_encoder=True, compile=True)),
+    "compile": ("shared + torch.compile (MAE decoder)", dict(share_encoder=True, compile=True)),
     "bf16": ("shared + bf16 autocast", dict(share_encoder=True, autocast_bf16=True)),
 }
 
