@@ -33,8 +33,17 @@ def test_move_bench_smoke(tmp_path, capsys):
     keys = ["iou", "acc", "maxfb", "corloc", "best_baseline_iou", "minutes", "noshift_iou", "selfmask_iou"]
     assert [pair.split("=")[0] for pair in line.split()[2:]] == keys  # the first keys keep their order
     assert "no shift (ablation)" in out and "baseline: grabcut" in out and "SelfMask on MOVE" in out
+    assert "reference: every shape" in out and "the distractors are movable too" in out  # benchmark scenes
     assert (tmp_path / "runs" / "mae").is_dir() and (tmp_path / "runs" / "move-no-shift").is_dir()
     assert any((tmp_path / "runs" / "selfmask" / "checkpoints").glob("step-*"))
+
+
+def test_move_bench_without_distractors_has_no_distractor_note(tmp_path, capsys):
+    assert main(["bench", "move", "--preset", "smoke", "--dataset", "synthetic:easy", "--mae-steps", "2",
+                 "--move-steps", "2", "--n-test", "4", "--no-ablation", "--no-selfmask", "--runs",
+                 str(tmp_path / "runs"), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "reference: every shape" in out and "movable too" not in out  # every shape is the object here
 
 
 def test_every_shape_reference_row():
