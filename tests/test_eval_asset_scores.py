@@ -45,3 +45,11 @@ def test_the_shipped_assets_carry_their_baselines():
     post = scores_line(ROOT / "assets" / "layered-small" / "post", kind="segmenter", part="post")
     assert "does not segment" not in post and "300 held-out" in post
     assert "IoU 0.672" in scores_line(ROOT / "assets" / "perturbgan-small", kind="generator")
+
+
+def test_segments_is_unknown_without_the_baseline():
+    from workbench.eval.asset_scores import segments
+
+    assert segments({"iou": 0.18, "baselines": BASELINES}) is False
+    assert segments({"iou": 0.5, "baselines": BASELINES}) is True
+    assert segments({"iou": 0.5}) is None and segments(None) is None

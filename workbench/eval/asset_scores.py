@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["METRICS_FILE", "NO_BETTER_MARGIN", "find_metrics", "read_metrics", "segmenter_scores",
-           "segmenter_verdict", "generator_verdict", "scores_line"]
+           "segments", "segmenter_verdict", "generator_verdict", "scores_line"]
 
 METRICS_FILE = "metrics.json"
 NO_BETTER_MARGIN = 0.05  # an IoU within this of the full-image mask's counts as "does not segment"
@@ -64,6 +64,16 @@ def segmenter_scores(metrics: dict[str, Any], *, part: str | None = None) -> dic
     return scores if isinstance(scores, dict) and isinstance(scores.get("iou"), (int, float)) else None
 
 
+def segments(metrics: dict[str, Any] | None, *, part: str | None = None) -> bool | None:
+    """False when the stored IoU is within :data:`NO_BETTER_MARGIN` of the full-image baseline's (or
+    below it); True when above; None when the scores or that baseline are not stored."""
+    scores = segmenter_scores(metrics, part=part) if metrics else None
+    full = (metrics or {}).get("baselines", {}).get("full") if isinstance((metrics or {}).get("baselines"), dict) else None
+    if scores is None or not isinstance(full, dict):
+        return None
+    return float(scores["iou"]) >= float(full["iou"]) + NO_BETTER_MARGIN
+
+
 def _scenes(metrics: dict[str, Any], baselines: dict[str, Any] | None) -> str:
     source = baselines or metrics
     n = source.get("n") or metrics.get("images") or metrics.get("test_images")
@@ -94,7 +104,7 @@ def segmenter_verdict(metrics: dict[str, Any] | None, *, part: str | None = None
     quoted = [(key, float(baselines[key]["iou"])) for key in BASELINE_LABELS if isinstance(baselines.get(key), dict)]
     text += "; the baselines on the same scenes: " + ", ".join(f"{BASELINE_LABELS[k]} {v:.3f}" for k, v in quoted)
     full, center, grabcut = (dict(quoted).get(key) for key in ("full", "center", "grabcut"))
-    if full is not None and iou < full + NO_BETTER_MARGIN:
+    if segments(metrics, part=part) is False:
         verdict = ("**It does not segment**: its masks score no better than marking the whole image as the "
                    "object, so what it shows is not a segmentation.")
     elif center is not None and iou < center + NO_BETTER_MARGIN:
