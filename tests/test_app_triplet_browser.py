@@ -459,3 +459,13 @@ def test_the_shipped_layered_checkpoints_load_together():
     side = max(1, tb.CELL // gan.config.resolution) * gan.config.resolution
     assert image.shape[0] == tb.HEADER + rows * side + 4 * tb.PAD + (rows - 5) * tb.CAPTION
     assert "(the shipped layered GAN's own)" in summary
+
+
+@pytest.mark.skipif(not (tb.SHIPPED_LAYERED.exists() and tb.SHIPPED_PERTURBGAN.exists()), reason="no shipped models")
+def test_the_shipped_models_state_their_held_out_scores_and_what_the_iou_is_against():
+    _, layered = tb.browse(tb.SHIPPED_LAYERED_CHOICE, "", 0, 2, 1.0, 0, 0, 1.0, "")
+    assert "not scores against a ground truth" in layered
+    assert "**Held-out, joint S: IoU 0.275** on 300 held-out" in layered and "GrabCut 0.614" in layered
+    assert "**Held-out, post-trained U-Net: IoU 0.372**" in layered
+    _, perturbgan = tb.browse(tb.SHIPPED, "", 0, 2, 1.0, 0, 0, 1.0, "")
+    assert "oracle U-Net" in perturbgan and "IoU 0.672" in perturbgan

@@ -15,8 +15,11 @@ a U-Net post-trained on the frozen generator (``layered-post``, :meth:`PostSegme
 When a segmenter is loaded (the joint one of a ``layered`` run, and/or a ``layered-post`` run
 entered under "Segmenter path"; the shipped layered GAN brings its own post-trained U-Net,
 ``assets/layered-small/post``), its prediction on the composite is shown as an extra row below
-the generated mask, captioned with each column's IoU (at 0.5) against the mask of the composite
-(m, or m moved with the foreground when shifted: the m_Δ of eq. 4.7).
+the generated mask, captioned with each column's IoU (at 0.5) against the generator's own mask of
+the composite (m, or m moved with the foreground when shifted: the m_Δ of eq. 4.7), which is not a
+ground truth: a segmenter that copies a wrong generator scores high. The summary therefore also
+states what each shown model scores on held-out scenes against the baselines, from the
+``metrics.json`` beside its checkpoint (:func:`workbench.eval.asset_scores.scores_line`).
 
 Every picture comes from :meth:`PerturbGAN.generate` (LayeredGAN inherits it) and every
 prediction from the segmenters' own methods; this module only loads checkpoints
@@ -41,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from workbench.eval.asset_scores import scores_line
 from workbench.methods.base import tile_rows
 from workbench.methods.layered import LayeredGAN
 from workbench.methods.layered_post import PostSegmenter
@@ -399,7 +403,14 @@ def _segmenter_lines(method: PerturbGAN, post: PostSegmenter | None, rows: dict[
     if scores:
         against = "m moved with the foreground (m_Δ, eq. 4.7)" if shifted else "the generated mask m"
         lines.append(f"**Segmenters on the composite**, mean IoU at 0.5 against {against}: " + "; ".join(scores)
-                     + ". Each column's IoU is written under its prediction.")
+                     + ". Each column's IoU is written under its prediction. These are agreements with the "
+                     "generator's own mask, not scores against a ground truth; the held-out scores are below.")
+    if "joint" in rows:
+        lines.append(scores_line(_loaded_from(_METHODS, method), kind="segmenter", part="joint",
+                                 name="Held-out, joint S"))
+    if post is not None:
+        lines.append(scores_line(_loaded_from(_SEGMENTERS, post), kind="segmenter", part="post",
+                                 name="Held-out, post-trained U-Net"))
     if isinstance(method, LayeredGAN) and not method.setting.segmenter and post is None:
         lines.append(f"Setting ({method.config.setting}) has no joint segmenter: enter a `layered-post` run under "
                      f"“Segmenter path” to see a post-trained one (`{POST_TRAIN_HINT}`).")
@@ -432,6 +443,8 @@ def _render(choice: str, path: str | None, seed: float, seeds: float, truncation
     chapter = 4 if isinstance(method, LayeredGAN) else 3  # the equations' numbers
     areas = ", ".join(f"{100 * float(a):.0f}%" for a in rows["mask"][:, 0].mean(dim=(1, 2)))  # unshifted masks
     lines = [
+        *([] if isinstance(method, LayeredGAN) else
+          [scores_line(_loaded_from(_METHODS, method), kind="generator", name="This PerturbGAN")]),
         f"**Checkpoint** `{_shown(_loaded_from(_METHODS, method))}` · `{method.name}` ({GENERATORS[method.name]}) · "
         f"step {method.step} · {c.resolution}×{c.resolution} px (shown ×{max(1, CELL // c.resolution)}) · "
         f"trained on `{c.dataset}`",
@@ -527,11 +540,15 @@ def build() -> None:
     gr.Markdown(
         "What a trained layered GAN generates, laid out as figure 3.3: one column per seed; rows background B, "
         "foreground F, mask m, F ⊙ m and the composite x̂ = (1 − m) ⊙ B + m ⊙ F (eq. 3.1). **Shift the "
-        "foreground** with dy / dx (eq. 3.2): with a mask that covers a whole object the composite stays "
-        "realistic, while the background row does not change. Chapter 4's conditional generator (`layered`) "
+        "foreground** with dy / dx (eq. 3.2): the background row does not change. Were the object wholly in the "
+        "foreground layer, the shifted composite would still look like a real scene; the shipped small models "
+        "paint part of the object into the background too (a coloured blob where the object sits, hidden by the "
+        "mask), and the shift reveals it beside the moved object. Chapter 4's conditional generator (`layered`) "
         "adds its **segmenters**: the discriminator's mask channel (settings a-c of table 4.1) and a U-Net "
         "post-trained on the frozen generator (a `layered-post` run under “Segmenter path”), shown as rows of "
-        "their predictions on the composite, with each column's IoU against the generated mask."
+        "their predictions on the composite. Each column's IoU under them is against the **generator's own "
+        "mask**, not a ground truth; the summary gives each model's scores on held-out scenes against the "
+        "baselines."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=260):

@@ -88,7 +88,8 @@ def segmenter_verdict(metrics: dict[str, Any] | None, *, part: str | None = None
 
     The verdict is computed from the numbers: "does not segment" when its IoU is within
     :data:`NO_BETTER_MARGIN` of (or below) the full-image mask's, "below GrabCut" or "above GrabCut"
-    otherwise ("about as well as a fixed centred ellipse" within the same margin of that one's).
+    otherwise ("below" or "about as well as a fixed centred ellipse" when below, or within the same
+    margin of, that one's).
     Without stored scores, says so and how to score the model.
     """
     scores = segmenter_scores(metrics, part=part) if metrics else None
@@ -107,6 +108,9 @@ def segmenter_verdict(metrics: dict[str, Any] | None, *, part: str | None = None
     if segments(metrics, part=part) is False:
         verdict = ("**It does not segment**: its masks score no better than marking the whole image as the "
                    "object, so what it shows is not a segmentation.")
+    elif center is not None and iou < center - NO_BETTER_MARGIN:
+        verdict = ("It finds something (above the full-image mask) but scores below a fixed centred ellipse, "
+                   "and below GrabCut.")
     elif center is not None and iou < center + NO_BETTER_MARGIN:
         verdict = "It scores about as well as a fixed centred ellipse: it has learnt little beyond where objects sit."
     elif grabcut is not None and iou < grabcut:
