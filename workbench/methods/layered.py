@@ -141,7 +141,7 @@ PRESETS: dict[str, LayeredConfig] = {
     "paper": LayeredConfig(),
     # max_mask: the workbench's upper mask-size hinge; without it the 3,000-step GAN paints the whole frame
     # as foreground (mean mask area 0.84-0.89 in settings c and d; see the README)
-    "small": LayeredConfig(dataset="synthetic:benchmark", resolution=32, z_dim=64, w_dim=64, mapping_layers=4,
+    "small": LayeredConfig(dataset="synthetic:movable", resolution=32, z_dim=64, w_dim=64, mapping_layers=4,
                            width=16, max_width=128, max_mask=0.4, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                            sample_every=500, checkpoint_every=1000),
     "smoke": LayeredConfig(dataset="synthetic:benchmark", resolution=16, z_dim=16, w_dim=16, mapping_layers=2,
