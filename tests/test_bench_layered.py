@@ -112,7 +112,7 @@ def test_the_conditional_generator_has_half_the_parameters(benches):
     """Section 4.2: one conditional generator halves chapter 3's two generators (the bench's note)."""
     out, pairs, _ = benches["d"]
     note = next(line for line in out.splitlines() if line.startswith("note: parameters"))
-    assert f"conditional generator {int(pairs['g_params']):,}" in note
+    assert f"conditional stylegan2 generator {int(pairs['g_params']):,}" in note
     ratio = float(note.split("(")[1].split("×")[0])
     assert 0.45 < ratio < 0.55
 

@@ -72,7 +72,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
     from workbench.methods.layered_post import PRESETS as POST_PRESETS
     from workbench.methods.layered_post import PostSegmenter
-    from workbench.nets.layered import LayeredGenerator
+    from workbench.nets.layered import GENERATOR_NETWORKS
     from workbench.nets.unet_discriminator import parameter_count
     from workbench.train.checkpoint import load_method
     from workbench.train.device import pick_device, seed_everything
@@ -148,8 +148,11 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     best = baselines.loc[baselines["iou"].idxmax()]
     total = (time.perf_counter() - start) / 60
 
-    two_generators = LayeredGenerator(resolution=c.resolution, z_dim=c.z_dim, w_dim=c.w_dim,
-                                      mapping_layers=c.mapping_layers, width=c.width, max_width=c.max_width)
+    options = dict(resolution=c.resolution, z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers,
+                   width=c.width, max_width=c.max_width)
+    network_class = GENERATOR_NETWORKS[c.network]  # chapter 3's pair, built of the same network
+    two_generators = torch.nn.ModuleList([network_class(out_channels=3, **options),
+                                          network_class(out_channels=4, **options)])
     fid, kid = quality["fid_label"], quality["kid_label"]
     nan = float("nan")
     rows = [
@@ -180,7 +183,8 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
              f"minutes: {timed.summary()}; total {total:.1f} on "
              f"{torch.get_num_threads()} threads",
              *separation_notes(separation, reference, noshift),
-             f"parameters: conditional generator {g_params:,}, chapter 3's two generators of the same widths "
+             f"parameters: conditional {c.network} generator {g_params:,}, chapter 3's two generators of the same "
+             f"network and widths "
              f"{g3_params:,} ({g_params / g3_params:.2f}×); discriminator {parameter_count(gan.module('discriminator')):,}",
              f"features: {network.kind}" + ("" if network.is_inception else
                                             " — not Inception: comparable between runs of this bench only")]
