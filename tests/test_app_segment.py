@@ -21,6 +21,8 @@ def test_the_registry_lists_the_shipped_segmenters_and_a_path_entry():
     assert {"move-small", "layered-post", "layered-joint", "path"} <= set(registry)
     assert registry["path"].path is None and registry["path"].available
     assert [key for _, key in sg.model_choices()][-1] == "path"
+    listed = [key for _, key in sg.model_choices()]
+    assert ("perturbgan-encoder" in listed) == registry["perturbgan-encoder"].path.exists()  # listed once trained
 
 
 @pytest.mark.parametrize("model", ["layered-post", "layered-joint", "move-small"])
@@ -79,3 +81,24 @@ def test_a_run_folder_of_a_segmenting_method_loads_and_a_generator_is_refused():
     assert "IoU 0.372" in summary  # its metrics.json is found above the checkpoint
     with pytest.raises(ValueError, match="does not segment"):
         load_segmenter_path(SHIPPED_PERTURBGAN)
+
+
+def test_a_perturbgan_encoder_run_segments_through_the_path_entry(tmp_path):
+    from dataclasses import replace
+
+    import torch
+
+    from train_helpers import smoke_perturbgan_run
+    from workbench.methods.perturbgan_encoder import PRESETS, PerturbEncoder
+    from workbench.train.trainer import Trainer
+
+    gan_run = smoke_perturbgan_run(tmp_path / "gan")
+    torch.manual_seed(0)
+    encoder = PerturbEncoder(replace(PRESETS["smoke"], gan=str(gan_run)))
+    Trainer(encoder, out_dir=tmp_path / "enc", progress=False, tensorboard=False).fit()
+    picture, soft, summary, png = _segment(model="path", path=str(tmp_path / "enc"))
+    image = sg.load_image("Sample photo", None, "coffee", "benchmark", 0)[0]
+    expected = encoder.segment(torch.from_numpy(image).permute(2, 0, 1)[None])[0, 0].numpy()  # (H, W)
+    assert soft.shape == (*image.shape[:2], 3)
+    assert np.abs(soft[..., 0].astype(int) - np.round(np.clip(expected, 0, 1) * 255)).max() <= 1
+    assert "no held-out scores stored" in summary  # a fresh run has no metrics.json

@@ -7,6 +7,9 @@
   (``assets/layered-small/post``, section 4.1.2);
 * ``layered-joint``: the shipped layered GAN's joint segmenter, its discriminator's mask channel
   (``assets/layered-small/gan``, setting (c) of table 4.1);
+* ``perturbgan-encoder``: chapter 3's encoder G_m(E(x)) on the shipped PerturbGAN, listed once
+  it is trained (its resnet18 trunk is too large to ship): ``python -m workbench train
+  perturbgan-encoder --preset small --gan assets/perturbgan-small --out runs/perturbgan-encoder-small``;
 * ``path``: any workbench run or checkpoint folder whose method segments: ``move``,
   ``layered``, ``layered-post``, ``perturbgan-encoder`` (chapter 3's encoder, G_m(E(x))),
   ``oracle``, ``selfmask``.
@@ -36,6 +39,8 @@ __all__ = ["ASSETS", "SegmenterEntry", "segmenter_registry", "load_segmenter_pat
            "SEGMENTING_METHODS"]
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"  # the repository's shipped checkpoints
+RUNS = ASSETS.parent / "runs"  # where the documented training commands write
+ENCODER_RUN = RUNS / "perturbgan-encoder-small"  # `train perturbgan-encoder --gan assets/perturbgan-small` (below)
 SEGMENTING_METHODS = ("move", "layered", "layered-post", "perturbgan-encoder", "oracle", "selfmask")
 
 
@@ -99,6 +104,8 @@ def segmenter_registry() -> dict[str, SegmenterEntry]:
                        ASSETS / "layered-small" / "post", load_segmenter_path, part="post"),
         SegmenterEntry("layered-joint", "Layered GAN's joint segmenter, shipped (ch. 4): assets/layered-small/gan",
                        ASSETS / "layered-small" / "gan", _load_joint, part="joint"),
+        SegmenterEntry("perturbgan-encoder", "PerturbGAN encoder (ch. 3): runs/perturbgan-encoder-small",
+                       ENCODER_RUN, load_segmenter_path),
         SegmenterEntry("path", "A run or checkpoint folder (MOVE, layered, layered-post, PerturbGAN encoder, ...)",
                        None, load_segmenter_path),
     ]
