@@ -92,6 +92,15 @@ def _model(key: str, path: str | None) -> tuple[Any, Path, str | None]:
     return loaded, folder, entry.part or metrics_part(loaded)
 
 
+def _shown(folder: Path) -> str:
+    """A checkpoint folder as the user reads it: relative to the repository when inside it."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return str(folder.resolve().relative_to(root))
+    except ValueError:
+        return str(folder)
+
+
 # callbacks
 
 
@@ -141,7 +150,7 @@ def segment(source: str, upload: str | None, photo: str, preset: str, index: flo
     h, w = image.shape[:2]
     lines = [
         scores_line(folder, kind="segmenter", part=part, name="This model"),
-        f"**Image** `{name}`, {w}×{h} px · **mask** {100 * binary.mean():.1f}% of the image at threshold "
+        f"**Model** `{_shown(folder)}` · **image** `{name}`, {w}×{h} px · **mask** {100 * binary.mean():.1f}% of the image at threshold "
         f"{threshold:g} · **boxes** (x0, y0, x1, y1), exclusive ends: largest component "
         + (", ".join(str(tuple(int(v) for v in box)) for box in largest) or "none (empty mask)")
         + f"; {len(multi)} component box(es) covering ≥ 1% of the image (green: the largest, which CorLoc "

@@ -336,7 +336,8 @@ def labelled_grid(rows: dict[str, torch.Tensor], *, first_seed: int = 0, cell: i
     ``labels`` a column of row names (:data:`LABEL_WIDTH` px) and a row of seed numbers
     (:data:`HEADER` px, from ``first_seed``) frame the grid of K rows and N columns, and each
     segmenter's row is followed by a :data:`CAPTION` px gap (instead of :data:`PAD`) holding each
-    column's IoU: ``H = HEADER + K·s·R + (K - 1)·PAD + k·(CAPTION - PAD)`` for k segmenters, and
+    column's IoU against the generated mask (written "vs m: 0.93"):
+    ``H = HEADER + K·s·R + (K - 1)·PAD + k·(CAPTION - PAD)`` for k segmenters, and
     ``W = LABEL_WIDTH + N·s·R + (N - 1)·PAD``. Without ``labels``, a plain grid with PAD gaps.
     """
     order = figure_order(rows)
@@ -356,7 +357,7 @@ def labelled_grid(rows: dict[str, torch.Tensor], *, first_seed: int = 0, cell: i
         _put_lines(text, lines, center=(LABEL_WIDTH // 2, top + side // 2))
         if f"{key}_iou" in rows:
             for i, value in enumerate(rows[f"{key}_iou"].tolist()):
-                _put_lines(text, [f"IoU {value:.2f}"], center=(LABEL_WIDTH + i * (side + PAD) + side // 2,
+                _put_lines(text, [f"vs m: {value:.2f}"], center=(LABEL_WIDTH + i * (side + PAD) + side // 2,
                                                                top + side + (CAPTION - PAD) // 2), scale=0.45)
     for i in range(n):
         _put_lines(text, [f"seed {first_seed + i}"], center=(LABEL_WIDTH + i * (side + PAD) + side // 2, HEADER // 2))
@@ -403,7 +404,7 @@ def _segmenter_lines(method: PerturbGAN, post: PostSegmenter | None, rows: dict[
     if scores:
         against = "m moved with the foreground (m_Δ, eq. 4.7)" if shifted else "the generated mask m"
         lines.append(f"**Segmenters on the composite**, mean IoU at 0.5 against {against}: " + "; ".join(scores)
-                     + ". Each column's IoU is written under its prediction. These are agreements with the "
+                     + ". Each column's IoU is written under its prediction (“vs m”). These are agreements with the "
                      "generator's own mask, not scores against a ground truth; the held-out scores are below.")
     if "joint" in rows:
         lines.append(scores_line(_loaded_from(_METHODS, method), kind="segmenter", part="joint",

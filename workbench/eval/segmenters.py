@@ -98,15 +98,15 @@ def load_segmenter_path(path: str | Path, *, device: str | torch.device = "cpu")
 def segmenter_registry() -> dict[str, SegmenterEntry]:
     """The segmenters the workbench can load, by key, shipped ones first (see the module docstring)."""
     entries = [
-        SegmenterEntry("move-small", "MOVE, shipped small (ch. 5): assets/move-small", ASSETS / "move-small",
+        SegmenterEntry("move-small", "MOVE (ch. 5), shipped", ASSETS / "move-small",
                        _load_move),
-        SegmenterEntry("layered-post", "Layered GAN + post-trained U-Net, shipped (ch. 4): assets/layered-small/post",
+        SegmenterEntry("layered-post", "Post-trained U-Net (ch. 4), shipped",
                        ASSETS / "layered-small" / "post", load_segmenter_path, part="post"),
-        SegmenterEntry("layered-joint", "Layered GAN's joint segmenter, shipped (ch. 4): assets/layered-small/gan",
+        SegmenterEntry("layered-joint", "Joint segmenter of the layered GAN (ch. 4), shipped",
                        ASSETS / "layered-small" / "gan", _load_joint, part="joint"),
-        SegmenterEntry("perturbgan-encoder", "PerturbGAN encoder (ch. 3): runs/perturbgan-encoder-small",
+        SegmenterEntry("perturbgan-encoder", "PerturbGAN encoder (ch. 3), your run",
                        ENCODER_RUN, load_segmenter_path),
-        SegmenterEntry("path", "A run or checkpoint folder (MOVE, layered, layered-post, PerturbGAN encoder, ...)",
+        SegmenterEntry("path", "A run or checkpoint folder (below)",
                        None, load_segmenter_path),
     ]
     return {entry.key: entry for entry in entries}
