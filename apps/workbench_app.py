@@ -92,10 +92,14 @@ def launch(host: str = "127.0.0.1", port: int = 7860, **kw: Any) -> gr.Blocks:
     kw.setdefault("theme", theme())
     kw.setdefault("css", CSS)
     quiet = kw.pop("quiet", False)
+    block = not kw.pop("prevent_thread_lock", False)
     demo = build_app()
     demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=port, share=False, quiet=True, **kw)  # quiet: no share-link hint
+    # quiet: Gradio's own lines include a share-link hint; ours says where the app is
+    demo.launch(server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True, **kw)
     if not quiet:
         print(f"Movability Workbench running on {demo.local_url} (this machine only unless --host says otherwise; "
               "Ctrl+C stops it)", flush=True)
+    if block:
+        demo.block_thread()
     return demo
