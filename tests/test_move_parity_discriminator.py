@@ -153,3 +153,25 @@ def test_official_discriminator_switches(one_thread):
     assert not torch.equal(a, b) and int(shifted.disc_features.net.bn1.num_batches_tracked) == 1
     assert not official(disc_features="mae").official_discriminator  # ViT pyramids: the workbench's projected D
     assert PRESETS["small"].disc_arch == "workbench" and PRESETS["smoke"].disc_arch == "workbench"
+
+
+def test_official_discriminator_state_round_trips_through_safetensors(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from workbench.nets.projected_gan import ProjectedGANDiscriminator
+    from workbench.nets.weights import load_state_dict_strict
+
+    channels = [24, 40, 112, 320]
+    D = ProjectedGANDiscriminator(channels=channels, seed=1)
+    assert sum(p.numel() for p in D.parameters()) == 10_331_328
+    assert {"scratch.layer0_ccm.weight", "scratch.layer3_csm.out_conv.bias",
+            "mini_discs.0.main.4.weight_orig", "mini_discs.3.main.0.main.1.running_var"} <= set(D.state_dict())
+    save_file({k: v.contiguous() for k, v in D.state_dict().items()}, str(tmp_path / "d.safetensors"))
+    again = ProjectedGANDiscriminator(channels=channels, seed=2)  # other random weights, then the saved ones
+    load_state_dict_strict(again, load_file(str(tmp_path / "d.safetensors")), source="d.safetensors")
+    g = torch.Generator().manual_seed(0)
+    features = [torch.randn(2, c, 56 // 2**i, 56 // 2**i, generator=g) for i, c in enumerate(channels)]
+    D.eval(), again.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(features), D(features), rtol=0, atol=0)
+        assert D(features).shape == (2, 64)
