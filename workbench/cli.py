@@ -53,7 +53,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold, boxes=args.boxes,
-                                              gt_boxes=args.gt_boxes)
+                                              gt_boxes=args.gt_boxes, convention=args.convention)
     except (ValueError, FileNotFoundError) as error:  # ImageReadError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-boxes", type=Path, default=None,
                    help="folder of Pascal VOC annotations (<stem>.xml) giving the ground-truth boxes; implies --boxes; "
                         "without --gt only the box figures are computed")
+    p.add_argument("--convention", choices=["ours", "official"], default="ours",
+                   help="ours (default: the workbench's documented definitions) or official (MOVE's segmentation_eval.py: "
+                        "IoU 0 when both masks are empty, 0/0 precision or recall 1, thresholds k/256, PIL bilinear resize)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="where the CSV and markdown tables go")
     p.set_defaults(func=cmd_eval)
 

