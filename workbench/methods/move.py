@@ -170,6 +170,11 @@ PRESETS: dict[str, MOVEConfig] = {
 # helpers
 
 
+def bin_ramp(step: int, *, weight: float, ramp_steps: int) -> float:
+    """λ_bin after ``step`` segmenter steps: ``weight · step / ramp_steps`` until it reaches ``weight`` (official warm-up)."""
+    return weight * (min(1.0, step / ramp_steps) if ramp_steps else 1.0)
+
+
 def mask_loss_terms(mask: torch.Tensor, *, patch: int, pooled: bool = True, min_area: float,
                     max_area: float = 1.0) -> dict[str, torch.Tensor]:
     """The mask losses of eq. (5.7) per mask version: {"bin", "min", "max"} -> (V,) raw (unweighted) terms.
@@ -204,10 +209,11 @@ class MOVE(Method):
     presets = PRESETS
     frozen = ("mae", "extractor", "disc_features")
 
-    def __init__(self, config: MOVEConfig, *, device: str | torch.device = "cpu"):
+    def __init__(self, config: MOVEConfig, *, device: str | torch.device = "cpu", mae: nn.Module | None = None):
+        """``mae``: a ready MAE to use instead of the one the config names (e.g. reference weights)."""
         super().__init__(config, device=device)
         c = config
-        self.mae = self.build_mae().to(self.device).eval().requires_grad_(False)
+        self.mae = (self.build_mae() if mae is None else mae).to(self.device).eval().requires_grad_(False)
         self.extractor = self.build_extractor().to(self.device)
         for name, patch in (("feature extractor", self.extractor.patch_size), ("MAE", self.mae.patch_size)):
             if c.size % patch:
@@ -495,7 +501,7 @@ class MOVE(Method):
         c = self.config
         if not c.binarization_loss:
             return 0.0
-        return c.bin_weight * (min(1.0, self.step / c.bin_ramp_steps) if c.bin_ramp_steps else 1.0)
+        return bin_ramp(self.step, weight=c.bin_weight, ramp_steps=c.bin_ramp_steps)
 
     def discriminator_step(self, batch: dict) -> dict:
         x = self.prepare(batch)  # (B, 3, S, S)
