@@ -129,8 +129,11 @@ OUR_NAMES = {  # official composer output -> key of MOVE.compose
 }
 
 
-def composer_checks(fixtures: Path) -> list[dict]:
-    """Every composer output of both official paths, and the MAE latent (``composer.safetensors``)."""
+def composer_checks(fixtures: Path, *, overrides: dict | None = None) -> list[dict]:
+    """Every composer output of both official paths, and the MAE latent (``composer.safetensors``).
+
+    ``overrides``: MOVE config switches to check instead of the paper preset's (e.g. ``shift_fill="black"``).
+    """
     fixtures = Path(fixtures)
     info = json.loads((fixtures / "composer.json").read_text())
     scale = info["float32_vs_float64_maxabs"]
@@ -139,7 +142,7 @@ def composer_checks(fixtures: Path) -> list[dict]:
     offset = ref["shifts"].flip(1)  # official (dx, dy) -> workbench (dy, dx)
     rows = [_row("composer: x_norm (input normalisation)", _maxabs(normalize(x01), ref["x_norm"]), 0.0)]
     for path, inpainter in (("gan", "gan"), ("mse", "mse")):
-        move = fixture_move(fixtures, inpainter=inpainter)
+        move = fixture_move(fixtures, **{**(overrides or {}), "inpainter": inpainter})
         mask = ref["mask"].clone().requires_grad_(True)  # (2, 1, 224, 224)
         out = move.compose(x01, mask, offset)
         if path == "gan":
