@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -126,6 +126,7 @@ class MOVEConfig(TrainConfig):
     mae_features: Literal["latent", "block"] = "latent"  # features=mae: final normalised latent (official) / block −2
     crop_interpolation: Literal["bicubic", "bilinear"] = "bicubic"  # resampling of the random resized crop
     hflip: bool = True  # random horizontal flip of the training crops (official)
+    disc_weight_decay: float = 0.01  # D's AdamW decoupled weight decay (official: AdamW's default 0.01; 0 = Adam)
     steps: int = iterations_for_epochs(80)  # 80 official epochs of DUTS-TR at batch 32: 13,160 iterations
     batch_size: int = 32
     sample_every: int = 1000
@@ -156,15 +157,16 @@ PRESETS: dict[str, MOVEConfig] = {
     "small": MOVEConfig(dataset="synthetic:benchmark", size=64, features="mae", mae_weights=None, mae_run=SMALL_MAE_RUN,
                         mae_arch="mae_tiny", inpainter="mse", head_width=64, disc_features="mae", disc_weights=None,
                         disc_width=32, bin_ramp_steps=300, steps=1500, batch_size=16, log_every=10,
-                        sample_every=250, checkpoint_every=500, ema_beta=0.99,
-                        # the recipe of the shipped assets/move-small (workbench head and choices)
-                        shift_sampling="uniform", mask_loss_on="original", head_arch="workbench",
-                        head_padding="replicate", mae_features="block", crop_interpolation="bilinear", hflip=False),
+                        sample_every=250, checkpoint_every=500, ema_beta=0.99),
     "smoke": MOVEConfig(dataset="synthetic:easy", size=32, features="mae", mae_weights=None, mae_run=None,
                         mae_arch="mae_tiny", head_width=16, disc_features="mae", disc_weights=None, disc_width=8,
                         bin_ramp_steps=4, steps=6, batch_size=4, log_every=2, sample_every=3, checkpoint_every=3,
                         samples=3),
 }
+# small keeps the recipe of the shipped assets/move-small: the workbench's head and training choices (issue 13)
+PRESETS["small"] = replace(PRESETS["small"], shift_sampling="uniform", mask_loss_on="original", head_arch="workbench",
+                           head_padding="replicate", mae_features="block", crop_interpolation="bilinear", hflip=False,
+                           disc_weight_decay=0.0)
 
 
 # helpers
@@ -228,7 +230,8 @@ class MOVE(Method):
                 channels=self.disc_features.channels, sizes=self.disc_features.sizes(c.size),
                 width=c.disc_width, max_width=max(4 * c.disc_width, 64), seed=c.seed).to(self.device)
         self.opt_s = torch.optim.Adam(self.head.parameters(), lr=c.lr_s, betas=c.betas_s)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas_d)
+        self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas_d,
+                                       weight_decay=c.disc_weight_decay)  # official: AdamW, default decay
         self.hinge = Hinge()
         self.augment = DiffAugment(policy=("color",))
         self.ema_betas = {"head": c.ema_beta} if c.ema_beta > 0 else {}
