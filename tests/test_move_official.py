@@ -316,3 +316,17 @@ def test_cli_predict_with_an_official_checkpoint(checkpoints, tmp_path, capsys):
     assert main(["predict", "move", "--official-checkpoint", str(tmp_path / "missing.pth"), "--images",
                  str(checkpoints["images"]), "--out", str(tmp_path / "y")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_configs_saved_before_the_switches_load_with_their_former_behaviour():
+    from workbench.methods.move import MOVEConfig
+    from workbench.train.config import config_from_dict, config_to_dict
+    from workbench.train.move_assets import SHIPPED_MOVE, load_move
+
+    old = {k: v for k, v in config_to_dict(SMOKE).items() if k not in MOVEConfig.LEGACY_DEFAULTS}
+    restored = config_from_dict(MOVEConfig, old)
+    assert restored.head_arch == "workbench" and restored.mae_features == "block" and restored.hflip is False
+    assert config_from_dict(MOVEConfig, config_to_dict(SMOKE)) == SMOKE  # saved fields win
+    if SHIPPED_MOVE.is_dir():  # the shipped assets/move-small still loads and predicts
+        move = load_move(SHIPPED_MOVE)
+        assert move.config.head_arch == "workbench" and move.predict(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)

@@ -35,7 +35,7 @@ import contextlib
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +128,10 @@ class MOVEConfig(TrainConfig):
     hflip: bool = True  # random horizontal flip of the training crops (official)
     disc_weight_decay: float = 0.01  # D's AdamW decoupled weight decay (official: AdamW's default 0.01; 0 = Adam)
     steps: int = iterations_for_epochs(80)  # 80 official epochs of DUTS-TR at batch 32: 13,160 iterations
+    # configs saved before the official-parity switches existed load with the behaviour they were trained with
+    LEGACY_DEFAULTS: ClassVar[dict] = {"shift_sampling": "uniform", "mask_loss_on": "original",
+                                       "head_arch": "workbench", "head_padding": "replicate", "mae_features": "block",
+                                       "crop_interpolation": "bilinear", "hflip": False, "disc_weight_decay": 0.0}
     batch_size: int = 32
     sample_every: int = 1000
     checkpoint_every: int = 2000
@@ -335,6 +339,8 @@ class MOVE(Method):
         c = self.config
         x = random_resized_crop(batch["image"], size=c.size, scale=c.crop_scale, ratio=c.crop_ratio,
                                 mode=c.crop_interpolation)
+        if c.crop_interpolation == "bicubic":
+            x = x.clamp(0, 1)  # bicubic overshoots; the official's PIL resampling writes 8-bit values
         if c.hflip:
             flip = torch.rand(x.shape[0]) < 0.5  # (B,)
             x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
