@@ -26,7 +26,16 @@ the benchmarks and the app. Speed switches (issue 3, section 3), each exact unle
 - ``autocast_bf16`` (CUDA only), ``compile`` (torch.compile of the MAE decoder; the head stays
   eager, as PyTorch 2.14 fails to compile the backward of its replicate padding), ``channels_last`` (head).
 
-Every row of the ablation table 5.6 is a config switch; see the README's MOVE section.
+Every row of the ablation table 5.6 is a config switch; see docs/move.md.
+
+The ``paper`` preset computes what the official code (adambielski/move-seg) computes, as
+``python -m workbench bench move-parity`` checks against its reference tensors (issue 13): the
+shifted image's uncovered strip is the ImageNet mean colour, the mask losses see m_δ, the head is
+the official ``conv_minc128``, MAE features are the final normalised latent, crops are bicubic and
+flipped, shifts are drawn as round(U(−1, 1)·Δ·S), D's optimiser is AdamW, and the length is counted
+in official epochs (:func:`iterations_for_epochs`). Each has a switch keeping the workbench's former
+choice, which ``small`` uses (docs/move.md has the table). :mod:`workbench.methods.move_official`
+loads the released official model.
 """
 
 from __future__ import annotations
