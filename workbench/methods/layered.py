@@ -115,7 +115,7 @@ class LayeredConfig(TrainConfig):
     betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
     ema_beta: float = 0.999  # decay of the generator's moving average (sampling, post-training)
     samples: int = 8  # columns of the sample grid
-    steps: int = 150_000  # 1K epochs of DUTS-TR at batch 64
+    steps: int = 150_000  # training iterations (paper: 1K epochs of DUTS-TR at batch 64)
     batch_size: int = 64
     sample_every: int = 2000
     checkpoint_every: int = 10_000

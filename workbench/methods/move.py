@@ -101,7 +101,7 @@ class MOVEConfig(TrainConfig):
     compile: bool = False  # torch.compile the MAE decoder
     channels_last: bool = False  # channels-last memory format for the head
     samples: int = 8  # images (columns) in the sample grid
-    steps: int = 80 * DUTS_TR_IMAGES // 32  # 80 epochs of DUTS-TR at batch 32 (26,382 iterations)
+    steps: int = 80 * DUTS_TR_IMAGES // 32  # training iterations (paper: 80 epochs of DUTS-TR at batch 32)
     batch_size: int = 32
     sample_every: int = 1000
     checkpoint_every: int = 2000

@@ -64,7 +64,7 @@ class SelfMaskConfig(TrainConfig):
     weight_decay: float = 0.01  # AdamW weight decay (SelfMask's)
     ema_beta: float = 0.0  # decay of an EMA of the head used by predict/sample (0: no EMA)
     samples: int = 8  # images (columns) in the sample grid
-    steps: int = 12 * DUTS_TR_IMAGES // 8  # SelfMask's 12 epochs of DUTS-TR at batch 8 (15,829 iterations)
+    steps: int = 12 * DUTS_TR_IMAGES // 8  # training iterations (paper: SelfMask's 12 epochs of DUTS-TR at batch 8)
     batch_size: int = 8
     sample_every: int = 1000
     checkpoint_every: int = 2000

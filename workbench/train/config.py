@@ -112,12 +112,21 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     return value
 
 
+def _flag_value(value: Any) -> str:
+    """A config value as the command line spells it (tuples as space-separated items)."""
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 # functions
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, defaults: Any,
-                         groups: dict[type, str] | None = None) -> None:
+                         groups: dict[type, str] | None = None, reference: Any = None,
+                         reference_name: str = "paper") -> None:
     """Add one ``--flag`` per field of dataclass ``cls``; the help shows the value in ``defaults``.
+
+    With ``reference`` (another preset's config, e.g. ``paper``), a field whose value differs
+    there shows both: ``(default: 1500; paper: 26382)``.
 
     The flags default to "not given" (``argparse.SUPPRESS``), so that :func:`config_overrides`
     sees only what the user typed. ``groups`` maps a base class to the title of the argument
@@ -136,9 +145,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, defaults
             sections[title] = parser.add_argument_group(title)
         kwargs = _argument(f.name, hints[f.name])
         value = getattr(defaults, f.name)
-        shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
+        shown = f"default: {_flag_value(value)}"
+        if reference is not None and getattr(reference, f.name) != value:
+            shown += f"; {reference_name}: {_flag_value(getattr(reference, f.name))}"
         text = helps.get(f.name, "")
-        text = f"{text} (default: {shown})" if text else f"(default: {shown})"
+        text = f"{text} ({shown})" if text else f"({shown})"
         kwargs["help"] = text.replace("%", "%%")  # argparse formats help with %
         sections[title].add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS, **kwargs)
 
