@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from workbench.checkpoint import load_method_as
 from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.segmenter import SegmenterHead
 from workbench.ops import DiffAugment, random_resized_crop
@@ -125,7 +126,7 @@ class SelfMask(Method):
 
     def load_teacher(self):
         """The trained MOVE of ``move_checkpoint``, in evaluation mode, on this method's device."""
-        from workbench.train.checkpoint import load_method
+        from workbench.methods.move import MOVE
 
         path = self.config.move_checkpoint
         if path is None:
@@ -134,7 +135,7 @@ class SelfMask(Method):
         if not Path(path).expanduser().exists():
             raise FileNotFoundError(f"MOVE checkpoint {path} not found; "
                                     "train one with `python -m workbench train move`")
-        return load_method(Path(path).expanduser(), device=self.device, method="move")
+        return load_method_as(MOVE, Path(path).expanduser(), device=self.device)
 
     # data
 

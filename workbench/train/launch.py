@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from workbench.checkpoint import CONFIG_FILE, read_checkpoint
+from workbench.device import DeviceError, pick_device, seed_everything
 from workbench.methods import METHODS
 from workbench.methods.base import Method, TrainConfig
-from workbench.train.checkpoint import CONFIG_FILE, read_checkpoint
 from workbench.train.config import (ConfigError, add_config_arguments, config_from_dict, config_overrides,
                                     normalize_flags, preset_summary)
-from workbench.train.device import DeviceError, pick_device, seed_everything
 from workbench.train.distributed import cleanup_distributed, init_distributed, local_rank
 from workbench.train.trainer import Callback, NonFiniteError, Trainer
 

@@ -9,7 +9,7 @@ copies. Around that the trainer
   the logs), refreshed every 0.1 s on a terminal and every 30 s when writing to a file or pipe;
   every ``log_every`` steps it appends the mean stats to ``stats.jsonl`` and TensorBoard (``tb/``);
 - writes sample grids to ``samples/step-NNNNNNN.png`` (and TensorBoard) every ``sample_every`` steps;
-- writes a checkpoint every ``checkpoint_every`` steps and at the end (atomically, see checkpoint.py);
+- writes a checkpoint every ``checkpoint_every`` steps and at the end (atomically, see workbench/checkpoint.py);
 - calls ``callback(trainer, stats)`` after every step, e.g. to plot live losses in a notebook;
 - under ``torchrun``, wraps the trained modules in DDP and shards the data; rank 0 writes.
 
@@ -37,13 +37,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from workbench.checkpoint import (CONFIG_FILE, TENSORS_FILE, Checkpoint, CheckpointError, load_method_weights,
+                                  load_optimizer_state, method_record, read_checkpoint, rng_state, set_rng_state,
+                                  step_of, write_checkpoint)
+from workbench.device import seed_everything
 from workbench.methods.base import Method
-from workbench.train.checkpoint import (CONFIG_FILE, TENSORS_FILE, Checkpoint, CheckpointError, load_method_weights,
-                                        load_optimizer_state, method_record, read_checkpoint, rng_state,
-                                        set_rng_state, step_of, write_checkpoint)
-from workbench.train.device import seed_everything
+from workbench.nets.ema import ema_copy, ema_update
 from workbench.train.distributed import broadcast_buffers, dist_info, gather_objects, mean_over_ranks
-from workbench.train.ema import ema_copy, ema_update
 from workbench.train.sampler import InfiniteBatchSampler
 
 Callback = Callable[["Trainer", dict[str, float]], None]
