@@ -61,7 +61,7 @@ class SegmenterEntry:
 
 
 def _load_move(path: Path):
-    from workbench.train.move_assets import load_move
+    from workbench.methods.move_assets import load_move
 
     return load_move(path)
 

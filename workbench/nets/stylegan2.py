@@ -67,15 +67,18 @@ class ModulatedConv2d(nn.Module):
         return weight
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The same as convolving each sample with :meth:`modulated_weight`, computed as StyleGAN2's
+        non-fused path: scale the input channels by s, convolve with the shared weight, scale the
+        output channels by the demodulation factor (one batched convolution, fast on a CPU)."""
         if self.up:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)  # (B, C_in, 2H, 2W)
-        b, c_in, h, width = x.shape
-        weight = self.modulated_weight(w)  # (B, C_out, C_in, k, k)
-        c_out = weight.shape[1]
-        # one grouped convolution for the whole batch: sample b is group b
-        out = F.conv2d(x.reshape(1, b * c_in, h, width), weight.reshape(b * c_out, c_in, *weight.shape[-2:]),
-                       padding=self.padding, groups=b)  # (1, B·C_out, H, W)
-        return out.view(b, c_out, h, width)
+        style = self.affine(w)  # (B, C_in)
+        weight = self.weight * self.scale  # (C_out, C_in, k, k)
+        out = F.conv2d(x * style[:, :, None, None], weight, padding=self.padding)  # (B, C_out, H, W)
+        if self.demodulate:
+            energy = style.square() @ weight.square().sum(dim=(2, 3)).T  # (B, C_out): Σ_{i,k} (s_i w_ijk)²
+            out = out * torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
+        return out
 
 
 class SynthesisLayer(nn.Module):
