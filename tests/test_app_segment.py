@@ -25,6 +25,17 @@ def test_the_registry_lists_the_shipped_segmenters_and_a_path_entry():
     assert ("perturbgan-encoder" in listed) == registry["perturbgan-encoder"].path.exists()  # listed once trained
 
 
+def test_the_official_move_is_listed_when_its_checkpoint_is_there(tmp_path, monkeypatch):
+    from workbench.eval.segmenters import OFFICIAL_MOVE_ENV
+
+    monkeypatch.setenv(OFFICIAL_MOVE_ENV, str(tmp_path / "checkpoint-9.pth"))
+    assert "move-official" not in [key for _, key in sg.model_choices()]
+    (tmp_path / "checkpoint-9.pth").write_bytes(b"not a checkpoint")
+    assert "move-official" in [key for _, key in sg.model_choices()]
+    with pytest.raises(gr.Error, match="Cannot load a segmenter"):  # read safely, refused with a message
+        _segment(model="move-official")
+
+
 @pytest.mark.parametrize("model", ["layered-post", "layered-joint", "move-small"])
 def test_a_sample_photo_is_segmented_at_its_resolution_with_boxes_and_a_png(model):
     picture, soft, summary, png = _segment(model=model)

@@ -10,14 +10,18 @@
 * ``perturbgan-encoder``: chapter 3's encoder G_m(E(x)) on the shipped PerturbGAN, listed once
   it is trained (its resnet18 trunk is too large to ship): ``python -m workbench train
   perturbgan-encoder --preset small --gan assets/perturbgan-small --out runs/perturbgan-encoder-small``;
+* ``move-official``: the released official MOVE model (adambielski/move-seg's ``checkpoint-N.pth``,
+  DINO ViT-S/8 features; :func:`workbench.methods.move_official.load_official_move`), listed when
+  the file named by ``$WORKBENCH_OFFICIAL_MOVE`` (default :data:`OFFICIAL_MOVE_FILE` in the weights
+  folder, ``$WORKBENCH_WEIGHTS`` or ``~/.cache/workbench``) exists; DINO comes from the checkpoint
+  or the weights folder;
 * ``path``: any workbench run or checkpoint folder whose method segments: ``move``,
   ``layered``, ``layered-post``, ``perturbgan-encoder`` (chapter 3's encoder, G_m(E(x))),
   ``oracle``, ``selfmask``.
 
 Each :class:`SegmenterEntry` says where its checkpoint is, how to load it and which part of its
 ``metrics.json`` holds its held-out scores (:mod:`workbench.eval.asset_scores`). Adding a model
-is one entry; e.g. the released official MOVE, once ``workbench.methods.move_official`` is
-there: ``SegmenterEntry("move-official", "Official MOVE (DINO ViT-S/8)", path, load_official_move)``.
+is one entry (the official MOVE above is one).
 
 :func:`segment_image` runs a loaded model on one (H, W, 3) image at any size and returns the soft
 mask at the image's size: MOVE at its training size ``config.size`` (resized there and back, as
@@ -32,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import os
+
 import numpy as np
 import torch
 
@@ -40,6 +46,8 @@ __all__ = ["ASSETS", "SegmenterEntry", "segmenter_registry", "load_segmenter_pat
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"  # the repository's shipped checkpoints
 RUNS = ASSETS.parent / "runs"  # where the documented training commands write
+OFFICIAL_MOVE_ENV = "WORKBENCH_OFFICIAL_MOVE"  # the released official MOVE checkpoint, when not in the weights folder
+OFFICIAL_MOVE_FILE = "move-official.pth"  # its file name in the weights folder (rename the released checkpoint-N.pth)
 ENCODER_RUN = RUNS / "perturbgan-encoder-small"  # `train perturbgan-encoder --gan assets/perturbgan-small` (below)
 SEGMENTING_METHODS = ("move", "layered", "layered-post", "perturbgan-encoder", "oracle", "selfmask")
 
@@ -75,6 +83,19 @@ def _load_joint(path: Path):
     return model
 
 
+def _load_official(path: Path):
+    from workbench.methods.move_official import load_official_move
+
+    return load_official_move(path)
+
+
+def official_move_path() -> Path:
+    """Where the released official MOVE checkpoint is looked for (see the module docstring)."""
+    from workbench.nets.weights import weights_dir
+
+    return Path(os.environ.get(OFFICIAL_MOVE_ENV) or weights_dir() / OFFICIAL_MOVE_FILE).expanduser()
+
+
 def load_segmenter_path(path: str | Path, *, device: str | torch.device = "cpu") -> Any:
     """The segmenter of any workbench run or checkpoint folder (a MOVE bundle too), in evaluation mode.
 
@@ -106,6 +127,8 @@ def segmenter_registry() -> dict[str, SegmenterEntry]:
                        ASSETS / "layered-small" / "gan", _load_joint, part="joint"),
         SegmenterEntry("perturbgan-encoder", "PerturbGAN encoder (ch. 3), your run",
                        ENCODER_RUN, load_segmenter_path),
+        SegmenterEntry("move-official", "MOVE, the released official model (DINO ViT-S/8)", official_move_path(),
+                       _load_official),
         SegmenterEntry("path", "A run or checkpoint folder (below)",
                        None, load_segmenter_path),
     ]
