@@ -569,10 +569,10 @@ def build() -> None:
     mask_source.change(open_brush, inputs=mask_source, outputs=brush_box, api_visibility="private")
     triggers = [*changes, mask_source.change, brush.input, perturb.change, k.change, dy.change, dx.change,
                 radius.change]
+    # one event per change (always the last one): Telea pictures, then the error map, then MOVE's pictures
     gr.on(triggers, explore, inputs=inputs, outputs=outputs, api_name="shift_explorer", trigger_mode="always_last",
-          ).then(move_explore, inputs=move_inputs, outputs=move_outputs, api_name="move_explorer")
-    gr.on(triggers, error_view, inputs=inputs, outputs=[errors, error_caption], api_name="shift_error_map",
-          trigger_mode="always_last")
+          ).then(error_view, inputs=inputs, outputs=[errors, error_caption], api_name="shift_error_map",
+                 ).then(move_explore, inputs=move_inputs, outputs=move_outputs, api_name="move_explorer")
     inpainter.change(move_explore, inputs=move_inputs, outputs=move_outputs, api_visibility="private",
                      trigger_mode="always_last")
 
