@@ -52,9 +52,20 @@ fi
 
 # 2. the missing packages, from the carried wheels
 MISSING=() WHEELS=()
+MODULES=()
+for pair in $IMPORTS; do MODULES+=("${pair%%:*}"); done
+# the modules that fail to import, found by one Python process
+ABSENT=" $("$PY" -c '
+import sys
+for name in sys.argv[1:]:
+    try:
+        __import__(name)
+    except Exception:
+        print(name, end=" ")
+' "${MODULES[@]}" 2>/dev/null) "
 for pair in $IMPORTS; do
     module=${pair%%:*} dist=${pair#*:}
-    if ! "$PY" -c "import $module" >/dev/null 2>&1; then
+    if [[ "$ABSENT" == *" $module "* ]]; then
         MISSING+=("$dist")
         pattern=$(echo "$dist" | tr '-' '_')
         found=$(ls "$WHEEL_DIR"/"$pattern"-*.whl "$WHEEL_DIR"/"$dist"-*.whl 2>/dev/null | head -n 1)

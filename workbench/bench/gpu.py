@@ -38,6 +38,7 @@ import argparse
 import gc
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,7 +58,6 @@ from workbench.train.device import pick_device, seed_everything
 
 # helpers
 
-SWITCHES = ("bf16", "compile", "channels-last")
 SYNTHETIC = "synthetic:benchmark"  # replaces the presets' datasets that need files
 CPU_COMPILE_SKIP = ("torch.compile warms up ~25 s per model on the CPU (measured at smoke size), too long for the "
                     "smoke run; pass --cpu-compile to run it (tests/test_methods_move.py compiles MOVE on the CPU)")
@@ -169,11 +169,11 @@ def apply_switch(method, switch: str) -> None:
 class Run:
     """A method on the device with its trainer writing to ``folder``; times iterations on prefetched batches."""
 
-    def __init__(self, cls, config, ctx: Context, folder: Path, *, convert: Callable = lambda b: b, **kwargs):
+    def __init__(self, cls, config, ctx: Context, folder: Path, *, convert: Callable = lambda b: b):
         from workbench.train.trainer import Trainer
 
         seed_everything(config.seed)
-        self.method = cls(config, device=ctx.device, **kwargs)
+        self.method = cls(config, device=ctx.device)
         self.trainer = Trainer(self.method, out_dir=folder, progress=False, tensorboard=False)
         self.ctx, self.convert = ctx, convert
         self.times: list[float] = []
@@ -222,12 +222,9 @@ class Run:
         return "ok"
 
 
-def train_row(cls, config, ctx: Context, name: str, **kwargs) -> dict[str, Any]:
+def train_row(cls, config, ctx: Context, name: str) -> dict[str, Any]:
     """Build, train ``ctx.steps`` iterations, checkpoint and reload one method; the row's figures."""
-    folder = ctx.scratch / name
-    start = time.perf_counter()
-    run = Run(cls, config, ctx, folder, **kwargs)
-    build_s = time.perf_counter() - start
+    run = Run(cls, config, ctx, ctx.scratch / name)
     batches = run.prefetch(ctx.steps)
     per_it = sum(p.repeat for p in run.method.phases() if p.real_data)
     for i in range(ctx.steps):
@@ -235,10 +232,9 @@ def train_row(cls, config, ctx: Context, name: str, **kwargs) -> dict[str, Any]:
     roundtrip = run.checkpoint_roundtrip()
     ctx.checkpoints[name] = run.trainer.last_checkpoint
     images = images_per_iteration(run.method)
-    figures = {"batch": config.batch_size, "step_s": run.seconds, "img_s": images / run.seconds,
-               "peak_mib": peak_mib(ctx.device), "finite": all(map(math.isfinite, run.stats.values())),
-               "loss": first_loss(run.stats), "checkpoint": roundtrip, "build_s": build_s}
-    return figures
+    return {"batch": config.batch_size, "step_s": run.seconds, "img_s": images / run.seconds,
+            "peak_mib": peak_mib(ctx.device), "finite": all(map(math.isfinite, run.stats.values())),
+            "loss": first_loss(run.stats), "checkpoint": roundtrip}
 
 
 def switch_row(cls, config, ctx: Context, name: str, switch: str, *, switched_config=None) -> dict[str, Any]:
@@ -248,7 +244,7 @@ def switch_row(cls, config, ctx: Context, name: str, switch: str, *, switched_co
     bench applies ``switch`` from outside (:func:`apply_switch`).
     """
     if switch == "bf16" and not ctx.cuda:
-        raise Skip("bf16 autocast needs CUDA (MOVE's autocast_bf16 is ignored on the CPU)")
+        raise Skip("bf16 autocast runs on CUDA only in the workbench (MOVE's autocast_bf16 is ignored on the CPU)")
     if switch == "compile" and not ctx.cuda and not ctx.cpu_compile:
         raise Skip(CPU_COMPILE_SKIP)
     # channels-last inputs only where the bench applies the switch (MOVE's switch converts its own tensors)
@@ -428,8 +424,11 @@ def switch_rows() -> list[Row]:
 
     # no kdd-gan+compile: module.compile() of the BigGAN networks fails in backward ("modified by an inplace
     # operation", a spectral-norm vector; measured on the CPU with torch 2.14 after a 6-minute warm-up)
-    return [*(move(s) for s in SWITCHES), *(gan("dcgan", "dcgan", s) for s in SWITCHES),
-            *(gan("kdd-gan", "kdd_gan", s) for s in SWITCHES if s != "compile")]
+    rows = []
+    for switch in ("bf16", "channels-last", "compile"):  # compile last: its warm-ups are the longest
+        rows += [move(switch), gan("dcgan", "dcgan", switch)]
+        rows += [gan("kdd-gan", "kdd_gan", switch)] if switch != "compile" else []
+    return rows
 
 
 def ddp_row(backend: str) -> Row:
@@ -446,16 +445,24 @@ def ddp_row(backend: str) -> Row:
                    "-m", "workbench.bench.gpu_ddp", "--backend", backend, "--device", str(ctx.device),
                    "--preset", ctx.preset, "--steps", str(ctx.steps), "--out", str(out)]
         timeout = max(30.0, ctx.deadline - time.perf_counter() + 60)
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"torchrun exited with {done.returncode}: {' | '.join(tail)}")
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                   start_new_session=True)  # its own process group: a hung worker dies with it
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise RuntimeError(f"torchrun did not finish in {timeout:.0f} s (a hung collective?); killed") from None
+        if process.returncode != 0:
+            tail = (stderr or stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"torchrun exited with {process.returncode}: {' | '.join(tail)}")
         report = json.loads((out / "report.json").read_text())
         return {"batch": report["batch"], "step_s": report["step_s"], "img_s": report["img_s"],
                 "peak_mib": report["peak_mib"], "finite": report["finite"], "loss": report["loss"],
                 "checkpoint": report["checkpoint"],
                 "note": f"torchrun --nproc_per_node=1, {backend}, world size {report['world_size']}, DDP-wrapped: "
-                        f"{', '.join(report['wrapped'])}; all_reduce ok; launch + build {report['launch_s']:.3g} s"}
+                        f"{', '.join(report['wrapped'])}; all_reduce ok; launch + build {report['launch_s']:.3g} s; "
+                        "step_s from Trainer.fit, data loading included"}
     return Row(f"ddp-{backend}", "ddp", run)
 
 
@@ -474,8 +481,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(preset="paper")
     parser.add_argument("--minutes", type=float, default=4.0, help="time budget; rows that would start later are "
                         "skipped with the reason 'time budget' (default 4)")
-    parser.add_argument("--steps", type=int, default=3, help="training iterations per row; the first warms up and the "
-                        "median of the rest is reported (default 3)")
+    parser.add_argument("--steps", type=int, default=None, help="training iterations per row; the first warms up and "
+                        "the median of the rest is reported (default 3; 2 at the smoke preset)")
     parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
                         help="only the rows whose name contains one of these texts (e.g. move ddp)")
     parser.add_argument("--cpu-compile", action="store_true", help="run the torch.compile rows on the CPU too")
@@ -498,7 +505,7 @@ def run_row(row: Row, ctx: Context) -> dict[str, Any]:
         lines = [line for line in str(error).strip().splitlines() if line.strip()]
         record.update(status="failed", note=f"{type(error).__name__}: {lines[0] if lines else ''}"[:300],
                       error=traceback.format_exc().strip().splitlines()[-1][:300])
-    if record["status"] != "skipped":
+    if ctx.cuda or record["status"] == "failed":  # on the CPU, reference counting frees a finished row
         free_memory(ctx.device)
     record["row_s"] = time.perf_counter() - start
     return record
@@ -525,7 +532,8 @@ def device_name(device: torch.device) -> str:
 @register("gpu", help="every method and setting for a few steps on one device (CUDA: the first GPU check)",
           add_arguments=add_arguments)
 def gpu(args: argparse.Namespace) -> BenchResult:
-    if args.steps < 1 or args.minutes <= 0:
+    steps = args.steps if args.steps is not None else (2 if args.preset == "smoke" else 3)
+    if steps < 1 or args.minutes <= 0:
         raise ValueError("--steps must be >= 1 and --minutes > 0")
     device = pick_device(args.device)
     start = time.perf_counter()
@@ -536,7 +544,7 @@ def gpu(args: argparse.Namespace) -> BenchResult:
             raise ValueError(f"--only {' '.join(args.only)} matches no row")
     records = []
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as scratch:
-        ctx = Context(device=device, preset=args.preset, steps=args.steps, scratch=Path(scratch),
+        ctx = Context(device=device, preset=args.preset, steps=steps, scratch=Path(scratch),
                       deadline=start + 60 * args.minutes, cpu_compile=args.cpu_compile)
         for row in rows:
             record = run_row(row, ctx)
@@ -555,7 +563,7 @@ def gpu(args: argparse.Namespace) -> BenchResult:
         if record["group"] == "switch" and record["status"] == "ok":
             metrics[f"{record['row'].replace('+', '_').replace('-', '_')}_speedup"] = record["speedup"]
     failed = [r for r in records if r["status"] == "failed"]
-    notes = [f"{args.preset} preset, {args.steps} iterations per row (step_s: median after the first), "
+    notes = [f"{args.preset} preset, {steps} iterations per row (step_s: median after the first), "
              f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}; datasets that need files replaced "
              f"by {SYNTHETIC}",
              "img_s: real images one iteration draws (batch x phases with data) per second; peak_mib: "
