@@ -77,6 +77,7 @@ class Context:
     scratch: Path
     deadline: float  # time.perf_counter() after which no row starts
     cpu_compile: bool = False
+    seed: int = 0  # replaces the presets' seeds
     checkpoints: dict[str, Path] = field(default_factory=dict)  # row name -> its checkpoint folder
 
     @property
@@ -172,6 +173,7 @@ class Run:
     def __init__(self, cls, config, ctx: Context, folder: Path, *, convert: Callable = lambda b: b):
         from workbench.train.trainer import Trainer
 
+        config = replace(config, seed=ctx.seed)
         seed_everything(config.seed)
         self.method = cls(config, device=ctx.device)
         self.trainer = Trainer(self.method, out_dir=folder, progress=False, tensorboard=False)
@@ -387,7 +389,7 @@ def gan_2d_row(ctx: Context, loss: str) -> dict[str, Any]:
     from workbench.methods.kdd_2d import config_for, train_gan_2d
 
     config = config_for(ctx.preset, "ring8", loss=loss, steps=ctx.steps)
-    result = train_gan_2d(config, seed=0)
+    result = train_gan_2d(config, seed=ctx.seed)
     folder = ctx.scratch / f"kdd-2d-{loss}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, module in (("generator", result.generator), ("discriminator", result.discriminator)):
@@ -443,7 +445,7 @@ def ddp_row(backend: str) -> Row:
                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                    "-m", "workbench.bench.gpu_ddp", "--backend", backend, "--device", str(ctx.device),
-                   "--preset", ctx.preset, "--steps", str(ctx.steps), "--out", str(out)]
+                   "--preset", ctx.preset, "--steps", str(ctx.steps), "--seed", str(ctx.seed), "--out", str(out)]
         timeout = max(30.0, ctx.deadline - time.perf_counter() + 60)
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                    start_new_session=True)  # its own process group: a hung worker dies with it
@@ -545,7 +547,7 @@ def gpu(args: argparse.Namespace) -> BenchResult:
     records = []
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as scratch:
         ctx = Context(device=device, preset=args.preset, steps=steps, scratch=Path(scratch),
-                      deadline=start + 60 * args.minutes, cpu_compile=args.cpu_compile)
+                      deadline=start + 60 * args.minutes, cpu_compile=args.cpu_compile, seed=args.seed)
         for row in rows:
             record = run_row(row, ctx)
             records.append(record)

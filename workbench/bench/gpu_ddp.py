@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--preset", default="smoke")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -51,8 +52,8 @@ def main(argv: list[str]) -> int:
         if probe.item() != dist.get_world_size():
             raise RuntimeError(f"all_reduce gave {probe.item()}, expected {dist.get_world_size()}")
         trainer = build("dcgan", ["--preset", args.preset, "--device", str(device), "--out", str(args.out),
-                                  "--no-progress", "--no-tensorboard", "--steps", str(args.steps), "--log-every", "1",
-                                  "--sample-every", "0", "--checkpoint-every", "0"])
+                                  "--no-progress", "--no-tensorboard", "--steps", str(args.steps), "--seed",
+                                  str(args.seed), "--log-every", "1", "--sample-every", "0", "--checkpoint-every", "0"])
         method = trainer.method
         wrapped = []
         for name, module in method.modules().items():  # as Trainer._wrap_ddp does for several processes
