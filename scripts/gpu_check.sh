@@ -3,7 +3,8 @@
 #
 # The machine gets a copy of the working tree (plus .whl/, filled here by scripts/gpu_wheels.sh and
 # carried along). This script checks that its Python has torch, installs from .whl/ only the
-# packages that Python lacks (into a temporary folder, no network), then runs
+# packages that Python lacks or has older than the carried wheel (into a temporary folder, no
+# network), then runs
 #   python -m workbench bench gpu --device DEVICE --minutes MINUTES --preset PRESET [more bench options]
 # writing gpu.json (the table and RESULT figures), gpu.log (everything printed) and, on CUDA,
 # nvidia-smi.txt into $OUT when it is set (else runs/bench/).
@@ -51,32 +52,48 @@ if [[ "$DEVICE" == cuda* && "$TORCH" != *" cuda "* ]]; then
 fi
 
 # 2. the missing packages, from the carried wheels
-MISSING=() WHEELS=()
-MODULES=()
-for pair in $IMPORTS; do MODULES+=("${pair%%:*}"); done
-# the modules that fail to import, found by one Python process
-ABSENT=" $("$PY" -c '
+# one Python process decides, per module: fine as it is, or the carried wheel to install (the module is
+# missing, or older than the wheel we carry: we run with what we test with); prints "missing DIST" lines
+# for what has no wheel
+PLAN=$("$PY" - "$WHEEL_DIR" $IMPORTS <<'PYTHON' 2>/dev/null
+import importlib
+import importlib.metadata as metadata
+import re
 import sys
-for name in sys.argv[1:]:
+from pathlib import Path
+
+def key(version):
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+folder = Path(sys.argv[1])
+for pair in sys.argv[2:]:
+    module, dist = pair.split(":", 1)
+    wheels = sorted(folder.glob(dist.replace("-", "_") + "-*.whl")) or sorted(folder.glob(dist + "-*.whl"))
+    carried = wheels[0].name.split("-")[1] if wheels else None
     try:
-        __import__(name)
+        importlib.import_module(module)
     except Exception:
-        print(name, end=" ")
-' "${MODULES[@]}" 2>/dev/null) "
-for pair in $IMPORTS; do
-    module=${pair%%:*} dist=${pair#*:}
-    if [[ "$ABSENT" == *" $module "* ]]; then
-        MISSING+=("$dist")
-        pattern=$(echo "$dist" | tr '-' '_')
-        found=$(ls "$WHEEL_DIR"/"$pattern"-*.whl "$WHEEL_DIR"/"$dist"-*.whl 2>/dev/null | head -n 1)
-        if [[ -z "$found" ]]; then
-            echo "error: $PY lacks $dist (import $module) and $WHEEL_DIR has no wheel of it; run scripts/gpu_wheels.sh" \
-                 "here (add $dist to its list if needed) and carry .whl" >&2
-            exit 2
-        fi
-        WHEELS+=("$found")
-    fi
-done
+        have = None
+    else:
+        try:
+            have = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # importable under another distribution name: keep it
+            continue
+    if have is not None and (carried is None or key(have) >= key(carried)):
+        continue
+    print(f"wheel {wheels[0]} {dist} {have or 'absent'} {carried}" if wheels else f"missing {dist} {module}")
+PYTHON
+)
+MISSING=() WHEELS=()
+while read -r kind first second third fourth; do
+    case "$kind" in
+        missing)
+            echo "error: $PY lacks $first (import $second) and $WHEEL_DIR has no wheel of it; run" \
+                 "scripts/gpu_wheels.sh here (add $first to its list if needed) and carry .whl" >&2
+            exit 2 ;;
+        wheel) WHEELS+=("$first"); MISSING+=("$second ($third -> $fourth)") ;;
+    esac
+done <<< "$PLAN"
 echo "missing here: ${MISSING[*]:-none}"
 if [[ ${#WHEELS[@]} -gt 0 ]]; then
     echo "install: ${WHEELS[*]##*/} -> $SITE"

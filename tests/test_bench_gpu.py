@@ -127,6 +127,15 @@ def test_gpu_check_dry_run_and_refusals(tmp_path):
     lacking = run_script("--dry-run", "--device", "cpu", env={"GPU_CHECK_IMPORTS": "gpucheck_absent:gpucheck-absent",
                                                                "GPU_CHECK_WHEELS": str(tmp_path)})
     assert lacking.returncode == 2 and "lacks gpucheck-absent" in lacking.stderr
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "tqdm-999.0-py3-none-any.whl").touch()  # newer than the installed tqdm: carried along to be installed
+    (wheels / "tabulate-0.1-py3-none-any.whl").touch()  # older than the installed tabulate: left alone
+    newer = run_script("--dry-run", "--device", "cpu", env={"GPU_CHECK_IMPORTS": "tqdm:tqdm tabulate:tabulate",
+                                                             "GPU_CHECK_WHEELS": str(wheels)})
+    assert newer.returncode == 0, newer.stderr
+    assert "-> 999.0)" in newer.stdout and "install: tqdm-999.0-py3-none-any.whl ->" in newer.stdout
+    assert "tabulate" not in newer.stdout.split("run:")[0]
     assert run_script("--dry-run", env={"PYTHON": str(tmp_path / "no-python")}).returncode == 3  # no torch there
     assert run_script("--frobnicate", env={}).returncode == 2
 
