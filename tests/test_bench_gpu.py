@@ -22,7 +22,7 @@ def test_cpu_smoke_run_of_every_row(tmp_path, capsys):
     line = out.strip().splitlines()[-1]
     assert line.startswith("RESULT gpu device=cpu gpu=none ")
     pairs = dict(pair.split("=", 1) for pair in line.split()[2:])
-    assert pairs["failed"] == "0" and int(pairs["rows"]) == len(all_rows("smoke")) == int(pairs["ok"]) + int(pairs["skipped"])
+    assert pairs["failed"] == "0" and int(pairs["rows"]) == len(all_rows()) == int(pairs["ok"]) + int(pairs["skipped"])
     table = json.loads((tmp_path / "gpu.json").read_text())["table"]
     skipped = {r["row"]: r["note"] for r in table if r["status"] == "skipped"}
     # the CPU skips exactly what it cannot run (bf16, NCCL) and the slow compile warm-ups, each with its reason

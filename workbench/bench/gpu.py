@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import signal
@@ -333,7 +334,7 @@ def with_note(figures: dict[str, Any], note: str) -> dict[str, Any]:
     return {**figures, "note": note} if note else figures
 
 
-def method_rows(ctx_preset: str) -> list[Row]:
+def method_rows() -> list[Row]:
     from workbench.methods import METHODS
 
     def plain(name: str, method: str, module: str, **overrides) -> Row:
@@ -411,7 +412,7 @@ def switch_rows() -> list[Row]:
         flag = {"bf16": "autocast_bf16", "compile": "compile", "channels-last": "channels_last"}[switch]
 
         def run(ctx: Context):
-            config, random = move_config(preset_of("move", ctx.preset), ctx, official=ctx.preset == "paper")
+            config, _ = move_config(preset_of("move", ctx.preset), ctx, official=ctx.preset == "paper")
             return with_note(switch_row(METHODS["move"], config, ctx, f"move+{switch}", switch,
                                         switched_config=replace(config, **{flag: True})),
                              f"MOVE's own switch --{flag.replace('_', '-')}")
@@ -435,8 +436,6 @@ def switch_rows() -> list[Row]:
 
 def ddp_row(backend: str) -> Row:
     def run(ctx: Context) -> dict[str, Any]:
-        import json
-
         if backend == "nccl" and not ctx.cuda:
             raise Skip("NCCL needs CUDA GPUs")
         out = ctx.scratch / f"ddp-{backend}"
@@ -468,9 +467,9 @@ def ddp_row(backend: str) -> Row:
     return Row(f"ddp-{backend}", "ddp", run)
 
 
-def all_rows(preset: str) -> list[Row]:
+def all_rows() -> list[Row]:
     """Every row, in the order they run (most important first, as the time budget may cut the tail)."""
-    return [*method_rows(preset), ddp_row("nccl"), ddp_row("gloo"), *switch_rows()]
+    return [*method_rows(), ddp_row("nccl"), ddp_row("gloo"), *switch_rows()]
 
 
 # benchmark
@@ -500,7 +499,8 @@ def run_row(row: Row, ctx: Context) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         record.update(row.run(ctx))
-        record["status"] = "ok" if record.get("finite", True) else "failed"
+        good = record.get("finite", True) and record.get("checkpoint", "ok") == "ok"
+        record["status"] = "ok" if good else "failed"
     except Skip as reason:  # raised before anything is built
         record.update(status="skipped", note=str(reason))
     except Exception as error:  # one row's failure must not hide the others
@@ -539,7 +539,7 @@ def gpu(args: argparse.Namespace) -> BenchResult:
         raise ValueError("--steps must be >= 1 and --minutes > 0")
     device = pick_device(args.device)
     start = time.perf_counter()
-    rows = all_rows(args.preset)
+    rows = all_rows()
     if args.only:
         rows = [r for r in rows if any(text in r.name for text in args.only)]
         if not rows:
