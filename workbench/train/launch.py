@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from workbench.checkpoint import CONFIG_FILE, read_checkpoint
+from workbench.device import DeviceError, pick_device, seed_everything
 from workbench.methods import METHODS
 from workbench.methods.base import Method, TrainConfig
-from workbench.train.checkpoint import CONFIG_FILE, read_checkpoint
 from workbench.train.config import (ConfigError, add_config_arguments, config_from_dict, config_overrides,
                                     normalize_flags, preset_summary)
-from workbench.train.device import DeviceError, pick_device, seed_everything
 from workbench.train.distributed import cleanup_distributed, init_distributed, local_rank
 from workbench.train.trainer import Callback, NonFiniteError, Trainer
 
@@ -29,7 +29,8 @@ from workbench.train.trainer import Callback, NonFiniteError, Trainer
 def build_parser(cls: type[Method], *, shown: str | None = None) -> argparse.ArgumentParser:
     """The command-line parser of method ``cls``: run options, then one flag per config field.
 
-    The help shows the values of preset ``shown`` (default: the method's default preset).
+    The help shows the values of preset ``shown`` (default: the method's default preset) and, where
+    the ``paper`` preset differs, its value too.
     """
     default = cls.default_preset
     shown = shown if shown in cls.presets else default
@@ -49,7 +50,8 @@ def build_parser(cls: type[Method], *, shown: str | None = None) -> argparse.Arg
     run.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs (stats.jsonl only)")
-    add_config_arguments(parser, cls.Config, defaults=cls.presets[shown],
+    reference = cls.presets.get("paper") if shown != "paper" else None
+    add_config_arguments(parser, cls.Config, defaults=cls.presets[shown], reference=reference,
                          groups={TrainConfig: "training loop options", cls.Config: f"{cls.name} options"})
     return parser
 
