@@ -81,7 +81,7 @@ class EfficientNetPyramid(nn.Module):
         super().__init__()
         import timm
 
-        from workbench.nets.weights import load_pth, load_state_dict_strict
+        from workbench.nets.weights import load_state_dict_strict, read_state_file
 
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -91,12 +91,7 @@ class EfficientNetPyramid(nn.Module):
                 f"Face repository timm/{name}.in1k), or train offline with --disc-features mae (the frozen MAE "
                 "encoder) or --disc-features extractor.")
         self.net = timm.create_model(name, pretrained=False)
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = load_pth(path)
+        state = read_state_file(path)  # .safetensors or .pth; a damaged file is a CheckpointError
         load_state_dict_strict(self.net, state, source=str(path))
         self.net.requires_grad_(False).eval()
         self.indices = tuple(indices)
