@@ -192,6 +192,8 @@ def config_from_dict(cls: type, data: dict[str, Any], *, source: str = "the conf
 
     Keys the dict lacks (fields added since it was written) take the dataclass defaults.
     """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} is damaged: the config is a JSON {type(data).__name__}, not an object")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
