@@ -121,10 +121,10 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "seed", "num_workers", "sample_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for name in ("batch_size", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         check_ranges(self)
 
 
