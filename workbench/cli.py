@@ -71,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         check_threshold(args.threshold, option="--threshold")
         _check_out(args.out)
         per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold, boxes=args.boxes,
-                                              gt_boxes=args.gt_boxes)
+                                              gt_boxes=args.gt_boxes, convention=args.convention)
         paths = write_tables(per_image, summary, args.out)
     except (ValueError, OSError) as error:  # ImageReadError is a ValueError; FileNotFoundError an OSError
         print(f"error: {error}", file=sys.stderr)
@@ -110,6 +110,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from workbench.train.checkpoint import CheckpointError, load_method
     from workbench.train.device import DeviceError
 
+    if args.official_checkpoint is not None and args.method != "move":
+        print(f"error: --official-checkpoint is an official MOVE model; the method must be move, not {args.method!r}",
+              file=sys.stderr)
+        return 2
+    if args.official_checkpoint is None and (args.features_weights is not None or args.inference_size is not None):
+        print("error: --features-weights and --inference-size go with --official-checkpoint", file=sys.stderr)
+        return 2
     from workbench.eval.predict import check_threshold
 
     try:
@@ -117,7 +124,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.max_side < 1:
             raise ValueError(f"--max-side must be a whole number >= 1, got {args.max_side}")
         _check_out(args.out)
-        method = load_method(args.checkpoint, device=args.device, method=args.method)
+        if args.official_checkpoint is not None:
+            from workbench.methods.move_official import INFERENCE_SIZE, load_official_move
+            from workbench.train.device import pick_device
+
+            size = INFERENCE_SIZE if args.inference_size is None else args.inference_size
+            method = load_official_move(args.official_checkpoint, args.features_weights,
+                                        device=pick_device(args.device), size=size or None)
+        else:
+            method = load_method(args.checkpoint, device=args.device, method=args.method)
         paths = predict_folder(method, args.images, args.out, threshold=args.threshold, recursive=args.recursive,
                                refine=args.refine, max_side=args.max_side)
     except (CheckpointError, DeviceError, OSError, ValueError) as error:
@@ -177,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-boxes", type=Path, default=None,
                    help="folder of Pascal VOC annotations (<stem>.xml) giving the ground-truth boxes; implies --boxes; "
                         "without --gt only the box figures are computed")
+    p.add_argument("--convention", choices=["ours", "official"], default="ours",
+                   help="ours (default: the workbench's documented definitions) or official (MOVE's segmentation_eval.py: "
+                        "IoU 0 when both masks are empty, 0/0 precision or recall 1, thresholds k/256, PIL bilinear resize)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="where the CSV and markdown tables go")
     p.set_defaults(func=cmd_eval)
 
@@ -192,7 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write the masks a trained method predicts for a folder of images")
     p.add_argument("method", help="the method that wrote the checkpoint (e.g. move)")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint folder, or a run folder (its newest)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", type=Path, help="a checkpoint folder, or a run folder (its newest)")
+    which.add_argument("--official-checkpoint", type=Path, default=None,
+                       help="an official MOVE checkpoint (adambielski/move-seg's checkpoint-N.pth, e.g. the released "
+                            "model); read with weights_only=True")
+    p.add_argument("--features-weights", type=Path, default=None,
+                   help="with --official-checkpoint: DINO ViT-S/8 weights, when the checkpoint does not hold them "
+                        "(every checkpoint after epoch 0); default: the weights folder, then the Hugging Face cache")
+    p.add_argument("--inference-size", type=int, default=None,
+                   help="with --official-checkpoint: shorter side the images are resized to (default 448, as the "
+                        "official infer.py; 0 keeps their size); masks are written at the input's size")
     p.add_argument("--images", required=True, type=Path, help="folder of images, any size")
     p.add_argument("--out", required=True, type=Path, help="writes OUT/soft/*.png and OUT/binary/*.png")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks, in [0, 1]")

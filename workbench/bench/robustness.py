@@ -327,7 +327,6 @@ def probe_predict_same_stem(ctx: Context) -> str:
 
 
 def probe_export_unique_files(ctx: Context) -> str:
-
     from apps.tabs import triplet_browser as tb
 
     runs = [ctx.run("perturbgan", "--steps", "1", "--seed", str(seed)) for seed in (0, 1)]

@@ -239,9 +239,16 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std], dim=1)
 
 
+DISCRIMINATOR_ARCHITECTURES = ("plain", "resnet")  # StyleGAN's blocks; StyleGAN2's residual blocks
+
+
 class StyleDiscriminator(nn.Module):
     """StyleGAN's discriminator: from-RGB, two 3×3 convs and a 2× average pool per resolution, then
     minibatch standard deviation, a 3×3 conv and two dense layers at 4×4 -> one logit per image.
+
+    ``architecture="resnet"`` is StyleGAN2's residual discriminator (Karras et al. 2020, figure 7c):
+    every block also adds a 1×1, bias-free projection of its pooled input, and the sum is scaled
+    by 1/√2 to keep the variance.
 
     With ``num_classes`` the logit gains the projection term ⟨embed(y), h⟩ (conditional, chapter 4).
     :meth:`features` returns the activations at ``feature_resolution`` for the perceptual loss
@@ -249,15 +256,20 @@ class StyleDiscriminator(nn.Module):
     """
 
     def __init__(self, *, resolution: int, in_channels: int = 3, width: int = 64, max_width: int = 512,
-                 num_classes: int = 0, mbstd_group: int = 4):
+                 num_classes: int = 0, mbstd_group: int = 4, architecture: str = "plain"):
         super().__init__()
+        if architecture not in DISCRIMINATOR_ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {DISCRIMINATOR_ARCHITECTURES}, got {architecture!r}")
         widths = channel_widths(resolution, width=width, max_width=max_width)
-        self.resolution = resolution
+        self.resolution, self.architecture = resolution, architecture
         self.from_rgb = EqualConv2d(in_channels, widths[resolution], 1)
         self.blocks = nn.ModuleList()
         self.block_resolutions = [r for r in sorted(widths, reverse=True) if r > 4]
         for r in self.block_resolutions:
-            self.blocks.append(nn.ModuleList([EqualConv2d(widths[r], widths[r], 3), EqualConv2d(widths[r], widths[r // 2], 3)]))
+            convs = [EqualConv2d(widths[r], widths[r], 3), EqualConv2d(widths[r], widths[r // 2], 3)]
+            if architecture == "resnet":
+                convs.append(EqualConv2d(widths[r], widths[r // 2], 1, bias=False))  # the residual projection
+            self.blocks.append(nn.ModuleList(convs))
         c4 = widths[4]
         self.mbstd = MinibatchStd(mbstd_group)
         self.conv4 = EqualConv2d(c4 + 1, c4, 3)
@@ -270,11 +282,14 @@ class StyleDiscriminator(nn.Module):
         """Run the blocks down to resolution ``stop``; yield each block's (first-conv activations
         (B, C_r, r, r), output (B, C_{r/2}, r/2, r/2)). One loop for :meth:`trunk` and :meth:`encode`."""
         x = lrelu(self.from_rgb(x))  # (B, C_R, R, R)
-        for r, (conv0, conv1) in zip(self.block_resolutions, self.blocks):
+        for r, block in zip(self.block_resolutions, self.blocks):
             if r <= stop:
                 break
-            skip = lrelu(conv0(x))  # (B, C_r, r, r)
-            x = F.avg_pool2d(lrelu(conv1(skip)), 2)  # (B, C_{r/2}, r/2, r/2)
+            skip = lrelu(block[0](x))  # (B, C_r, r, r)
+            out = F.avg_pool2d(lrelu(block[1](skip)), 2)  # (B, C_{r/2}, r/2, r/2)
+            if len(block) == 3:  # residual: (main + projected pooled input) / √2
+                out = (out + block[2](F.avg_pool2d(x, 2))) * math.sqrt(0.5)
+            x = out
             yield skip, x
 
     def trunk(self, x: torch.Tensor, *, stop: int = 4) -> torch.Tensor:

@@ -190,7 +190,9 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 def config_from_dict(cls: type, data: dict[str, Any], *, source: str = "the config") -> Any:
     """Dataclass ``cls`` from a dict written by :func:`config_to_dict`; unknown keys are an error.
 
-    Keys the dict lacks (fields added since it was written) take the dataclass defaults.
+    Keys the dict lacks (fields added since it was written) take the value ``cls.LEGACY_DEFAULTS``
+    gives them, when it names them (how the method behaved before the field existed), else the
+    dataclass defaults.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source} is damaged: the config is a JSON {type(data).__name__}, not an object")
@@ -199,7 +201,8 @@ def config_from_dict(cls: type, data: dict[str, Any], *, source: str = "the conf
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{source} has fields that {cls.__name__} does not know: {', '.join(unknown)}")
-    values = {k: _coerce(k, hints[k], v) for k, v in data.items()}
+    legacy = {k: v for k, v in getattr(cls, "LEGACY_DEFAULTS", {}).items() if k in names and k not in data}
+    values = {k: _coerce(k, hints[k], v) for k, v in {**legacy, **data}.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as error:
