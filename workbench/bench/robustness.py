@@ -170,6 +170,13 @@ def environment(**values: str):
                 os.environ[k] = v
 
 
+def _release(trainer) -> None:
+    """Unlock the run of a trainer that ``build`` made and the probe does not fit to the end."""
+    lock = getattr(trainer, "run_lock", None)
+    if lock is not None:
+        lock.release()
+
+
 class _Evil:
     """Unpickling this runs ``os.getpid`` (harmless here; any function could be named instead)."""
 
@@ -234,8 +241,7 @@ def probe_resume_applies_optimizer_options(ctx: Context) -> str:
         assert seen == [(1e-9, (0.5, 0.9))], f"restored optimizers keep {seen}"
         assert "--lr-d" in err.getvalue(), "the change was not reported"
     finally:
-        if trainer.run_lock is not None:
-            trainer.run_lock.release()
+        _release(trainer)
     return f"param groups now lr 1e-9, betas (0.5, 0.9); reported: {err.getvalue().strip()[:70]}..."
 
 
@@ -510,8 +516,7 @@ def probe_stats_rewrite_is_atomic(ctx: Context) -> str:
         pass
     finally:
         Path.write_text = real
-        if trainer.run_lock is not None:
-            trainer.run_lock.release()
+        _release(trainer)
     after = (run / "stats.jsonl").read_text()
     assert after == before, f"stats.jsonl holds {after.count(chr(10))} of its {before.count(chr(10))} lines"
     return "killed while rewriting stats.jsonl on resume: both entries kept"
@@ -526,8 +531,7 @@ def probe_orphans_removed(ctx: Context) -> str:
         orphan.mkdir()
         (orphan / "modules.safetensors").write_bytes(b"half")
     trainer = build("dcgan", ["--resume", str(run), "--steps", "3", "--no-progress", "--no-tensorboard"])
-    if trainer.run_lock is not None:
-        trainer.run_lock.release()
+    _release(trainer)
     left = [p.name for p in orphans if p.exists()]
     assert not left, f"still there: {left}"
     assert (run / "checkpoints" / "step-0000002").is_dir()
@@ -546,12 +550,10 @@ def probe_run_lock(ctx: Context) -> str:
         except ValueError as error:
             message = str(error)
         else:
-            if second.run_lock is not None:
-                second.run_lock.release()
+            _release(second)
             raise AssertionError("a second process was allowed to train the same run")
     finally:
-        if first.run_lock is not None:
-            first.run_lock.release()
+        _release(first)
     assert "another process" in message, message
     code, err = cli(["train", "dcgan", *flags])  # once the first is done, resuming works again
     assert code == 0, err[-300:]

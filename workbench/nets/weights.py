@@ -42,11 +42,9 @@ def _weights_only_failure(error: BaseException) -> str:
     ``weights_only=False`` (which would run whatever code the file pickled)."""
     text = str(error)
     lowered = text.lower()
-    if "unsupported global" in lowered or "weights only load failed" in lowered or "unsupported operand" in lowered:
-        start = lowered.find("unsupported global")
-        what = ""
-        if start >= 0:
-            what = " (" + text[start:].split(" whose", 1)[0].split(" was not", 1)[0].splitlines()[0].strip() + ")"
+    start = lowered.find("unsupported global")  # torch's words for a pickled function or class (GLOBAL opcode)
+    if start >= 0:
+        what = " (" + text[start:].split(" whose", 1)[0].split(" was not", 1)[0].splitlines()[0].strip() + ")"
         return (f"it contains code or Python objects that are not plain tensors{what}; it was refused for "
                 "safety and nothing in it was run")
     return f"not a PyTorch weights file, or a corrupt or truncated one ({type(error).__name__})"
