@@ -9,12 +9,11 @@ rows are checked against :meth:`LayeredGAN.segment` and :meth:`PostSegmenter.pre
 
 from __future__ import annotations
 
+import os
 import socket
 
 import gradio as gr
 import numpy as np
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -22,7 +22,7 @@ from pathlib import Path
 from workbench.methods import METHODS
 from workbench.methods.base import Method, TrainConfig
 from workbench.data.images import ImageReadError
-from workbench.train.checkpoint import CONFIG_FILE, RunLock, read_checkpoint, remove_orphans
+from workbench.train.checkpoint import CONFIG_FILE, LOCK_FILE, RunLock, read_checkpoint, remove_orphans
 from workbench.train.config import (ConfigError, add_config_arguments, config_from_dict, config_overrides,
                                     normalize_flags, preset_summary)
 from workbench.train.device import DeviceError, pick_device, seed_everything
@@ -128,6 +128,7 @@ def build(method: str, argv: list[str], *, dataset=None, callbacks: list[Callbac
         out = Path("runs") / cls.name / time.strftime("%Y%m%d-%H%M%S")
     if checkpoint is None and info.is_main and any((out / "checkpoints").glob("step-*")):
         raise ConfigError(f"{out} already holds checkpoints; continue it with --resume {out} or choose another --out")
+    created = not out.exists()
     lock = RunLock(out) if info.is_main else None  # refuses a second process on this run
     try:
         if lock is not None:
@@ -151,6 +152,9 @@ def build(method: str, argv: list[str], *, dataset=None, callbacks: list[Callbac
     except BaseException:
         if lock is not None:
             lock.release()
+            if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:  # nothing was written: leave no folder
+                (out / LOCK_FILE).unlink(missing_ok=True)
+                out.rmdir()
         raise
     return trainer
 
