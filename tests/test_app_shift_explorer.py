@@ -17,7 +17,7 @@ import torch
 from apps.tabs import TAB_MODULES, load_tabs
 from apps.tabs import shift_explorer as se
 from workbench.data.synthetic import overlay, render_layers
-from workbench.train.move_assets import SHIPPED_MOVE
+from workbench.methods.move_assets import SHIPPED_MOVE
 from workbench.ops.shift_scene import shift_layers
 
 INDEX, DY, DX, K = 6, 4, 10, 3

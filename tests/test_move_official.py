@@ -321,7 +321,7 @@ def test_cli_predict_with_an_official_checkpoint(checkpoints, tmp_path, capsys):
 def test_configs_saved_before_the_switches_load_with_their_former_behaviour():
     from workbench.methods.move import MOVEConfig
     from workbench.train.config import config_from_dict, config_to_dict
-    from workbench.train.move_assets import SHIPPED_MOVE, load_move
+    from workbench.methods.move_assets import SHIPPED_MOVE, load_move
 
     old = {k: v for k, v in config_to_dict(SMOKE).items() if k not in MOVEConfig.LEGACY_DEFAULTS}
     restored = config_from_dict(MOVEConfig, old)

@@ -1,7 +1,8 @@
 """`python -m workbench <command>`: train, predict, eval, baselines, bench, app.
 
-Every command has ``--help``. Heavy imports (gradio, the models) happen inside the command
-that needs them, so that ``--help`` answers quickly.
+Every command has ``--help``. Heavy imports (torch, gradio, the models) happen inside the
+command that needs them, and the parser imports only what the command being parsed needs (one
+benchmark's module, the dataset kinds of ``baselines``), so that ``--help`` answers quickly.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from workbench.bench import BENCHMARKS, report
+    from workbench.bench import load, report
 
     from workbench.train.device import DeviceError
 
@@ -155,7 +156,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        result = BENCHMARKS[args.bench_name].run(args)
+        result = load(args.bench_name).run(args)
     except (DeviceError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -173,7 +174,25 @@ def cmd_app(args: argparse.Namespace) -> int:
 # parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _parsed_command(argv: list[str] | None) -> tuple[str | None, str | None] | None:
+    """The command and benchmark name that ``argv`` asks for (either may be None); None for every
+    command, i.e. a parser complete in all its sub-commands."""
+    if argv is None:
+        return None
+    words = [a for a in argv if not a.startswith("-")]
+    command = words[0] if words else None
+    bench = words[1] if command == "bench" and len(words) > 1 else None
+    return command, bench
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser. Given ``argv``, only the command it names gets its costly parts
+    (a benchmark's own options, the list of dataset kinds); without, every command gets them."""
+    wanted = _parsed_command(argv)
+
+    def needs(command: str, bench: str | None = None) -> bool:
+        return wanted is None or (wanted[0] == command and (bench is None or wanted[1] == bench))
+
     parser = argparse.ArgumentParser(
         prog="python -m workbench",
         description="Movability Workbench: unsupervised object segmentation with generative models.",
@@ -199,13 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("baselines", help="score the classical baselines (full mask, centre, GrabCut, saliency)")
-    p.add_argument("--dataset", default="synthetic:benchmark", help=_dataset_help())
+    p.add_argument("--dataset", default="synthetic:benchmark",
+                   help=_dataset_help() if needs("baselines") else "dataset spec, KIND[:ARGS]")
     p.add_argument("--size", type=int, default=64, help="square resolution images are resized to")
     p.add_argument("--n", type=int, default=500, help="number of images (default 500)")
     p.add_argument("--split", default="test", help="dataset split (default test)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes")
     p.add_argument("--names", nargs="+", default=None, help="only these baselines")
-    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the JSON result goes")
+    p.add_argument("--out", type=Path, default=Path("runs/bench"),
+                   help="the JSON result goes to OUT/baselines.json (default runs/bench)")
     p.set_defaults(func=cmd_baselines)
 
     p = sub.add_parser("predict", help="write the masks a trained method predicts for a folder of images")
@@ -236,18 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="run a benchmark; prints a table and a RESULT line")
     bench_sub = p.add_subparsers(dest="bench_name", metavar="NAME", required=True)
-    from workbench.bench import load_all
+    from workbench.bench import catalogue, load
 
-    for name, bench in load_all().items():
-        bp = bench_sub.add_parser(name, help=bench.help, description=bench.help)
+    for name, (_, text) in catalogue().items():
+        bp = bench_sub.add_parser(name, help=text, description=text)
         bp.add_argument("--preset", choices=PRESETS, default="small", help="size of the run (default small)")
         bp.add_argument("--seed", type=int, default=0)
         bp.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
         bp.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the JSON result goes")
         bp.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's; 1 is steadier on a busy machine)")
-        if bench.add_arguments is not None:
-            bench.add_arguments(bp)
+        if needs("bench", name) and (add_arguments := load(name).add_arguments) is not None:
+            add_arguments(bp)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("app", help="launch the Gradio workbench")
@@ -261,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         return cmd_train(argv[1:])
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

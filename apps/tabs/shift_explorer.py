@@ -34,7 +34,7 @@ from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
 from workbench.eval.baselines import grabcut
 from workbench.methods import move_explore as mx
-from workbench.train.move_assets import SHIPPED_MOVE, load_move
+from workbench.methods.move_assets import SHIPPED_MOVE, load_move
 from workbench.nets.mae import MAE_FILES, find_weights, weights_dir
 from workbench.ops.classical import perturb_mask
 from workbench.ops.shift_scene import shift_error, shift_scene

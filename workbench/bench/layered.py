@@ -67,7 +67,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites
     from workbench.eval.separation import generated_separation, true_scene_reference
-    from workbench.methods.oracle import load_or_train_oracle
+    from workbench.eval.oracle import load_or_train_oracle
     from workbench.eval.segmenter import evaluate_segmenter
     from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
     from workbench.methods.layered_post import PRESETS as POST_PRESETS

@@ -130,8 +130,8 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.data import build_dataset
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
+    from workbench.eval.oracle import evaluate_oracle, load_or_train_oracle
     from workbench.eval.separation import generated_separation, true_scene_reference
-    from workbench.methods.oracle import evaluate_oracle, load_or_train_oracle
     from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
     from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
     from workbench.methods.perturbgan_encoder import PerturbEncoder

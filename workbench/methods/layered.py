@@ -50,7 +50,7 @@ Presets: ``paper`` (section 4.2 at 128 px: batch 64, lr 1e-3, η = 0.15 of the a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -126,10 +126,12 @@ class LayeredConfig(TrainConfig):
     betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
     ema_beta: float = 0.999  # decay of the generator's moving average (sampling, post-training)
     samples: int = 8  # columns of the sample grid
-    steps: int = 150_000  # 1K epochs of DUTS-TR at batch 64
+    steps: int = 150_000  # training iterations (paper: 1K epochs of DUTS-TR at batch 64)
     batch_size: int = 64
     sample_every: int = 2000
     checkpoint_every: int = 10_000
+    # configs saved before chapter 4 moved to StyleGAN2 load with chapter 3's networks they were trained with
+    LEGACY_DEFAULTS: ClassVar[dict] = {"network": "stylegan"}
 
     def __post_init__(self):
         super().__post_init__()

@@ -141,7 +141,7 @@ class MOVEConfig(TrainConfig):
     crop_interpolation: Literal["bicubic", "bilinear"] = "bicubic"  # resampling of the random resized crop
     hflip: bool = True  # random horizontal flip of the training crops (official)
     disc_weight_decay: float = 0.01  # D's AdamW decoupled weight decay (official: AdamW's default 0.01; 0 = Adam)
-    steps: int = iterations_for_epochs(80)  # 80 official epochs of DUTS-TR at batch 32: 13,160 iterations
+    steps: int = iterations_for_epochs(80)  # training iterations (paper: 80 official epochs of DUTS-TR at batch 32, 13,160)
     # configs saved before the official-parity switches existed load with the behaviour they were trained with
     LEGACY_DEFAULTS: ClassVar[dict] = {"shift_sampling": "uniform", "mask_loss_on": "original",
                                        "head_arch": "workbench", "head_padding": "replicate", "mae_features": "block",

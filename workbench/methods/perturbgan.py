@@ -72,7 +72,7 @@ class PerturbGANConfig(TrainConfig):
     betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
     ema_beta: float = 0.999  # decay of the generators' moving average (sampling)
     samples: int = 8  # columns of the sample grid (figure 3.3 layout: five rows)
-    steps: int = 187_500  # 6M real images at batch 32: the thesis' 1.2M per scale × 5 scales (8 … 128 px)
+    steps: int = 187_500  # training iterations (paper: 6M real images at batch 32, the thesis' 1.2M per scale × 5 scales, 8 … 128 px)
     batch_size: int = 32
     sample_every: int = 2000
     checkpoint_every: int = 10_000

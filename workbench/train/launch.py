@@ -19,13 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+from workbench.checkpoint import CONFIG_FILE, LOCK_FILE, RunLock, read_checkpoint, remove_orphans
+from workbench.data.images import ImageReadError
+from workbench.device import DeviceError, pick_device, seed_everything
 from workbench.methods import METHODS
 from workbench.methods.base import Method, TrainConfig
-from workbench.data.images import ImageReadError
-from workbench.train.checkpoint import CONFIG_FILE, LOCK_FILE, RunLock, read_checkpoint, remove_orphans
 from workbench.train.config import (ConfigError, add_config_arguments, config_from_dict, config_overrides,
                                     normalize_flags, preset_summary)
-from workbench.train.device import DeviceError, pick_device, seed_everything
 from workbench.train.distributed import cleanup_distributed, init_distributed, local_rank
 from workbench.train.trainer import Callback, NonFiniteError, Trainer
 
@@ -58,7 +58,8 @@ def apply_optimizer_options(method: Method, wanted: dict[str, list[dict]]) -> li
 def build_parser(cls: type[Method], *, shown: str | None = None) -> argparse.ArgumentParser:
     """The command-line parser of method ``cls``: run options, then one flag per config field.
 
-    The help shows the values of preset ``shown`` (default: the method's default preset).
+    The help shows the values of preset ``shown`` (default: the method's default preset) and, where
+    the ``paper`` preset differs, its value too.
     """
     default = cls.default_preset
     shown = shown if shown in cls.presets else default
@@ -78,7 +79,8 @@ def build_parser(cls: type[Method], *, shown: str | None = None) -> argparse.Arg
     run.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs (stats.jsonl only)")
-    add_config_arguments(parser, cls.Config, defaults=cls.presets[shown],
+    reference = cls.presets.get("paper") if shown != "paper" else None
+    add_config_arguments(parser, cls.Config, defaults=cls.presets[shown], reference=reference,
                          groups={TrainConfig: "training loop options", cls.Config: f"{cls.name} options"})
     return parser
 
