@@ -122,7 +122,8 @@ def _load_restricted(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError,
+            IndexError, OverflowError, MemoryError, UnicodeDecodeError) as error:  # what a hostile file can raise
         raise CheckpointError(f"{path} cannot be read as an official MOVE checkpoint: "
                               f"{_weights_only_failure(error)}") from error
 
