@@ -330,3 +330,11 @@ def test_configs_saved_before_the_switches_load_with_their_former_behaviour():
     if SHIPPED_MOVE.is_dir():  # the shipped assets/move-small still loads and predicts
         move = load_move(SHIPPED_MOVE)
         assert move.config.head_arch == "workbench" and move.predict(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_cli_predict_refuses_a_negative_inference_size(checkpoints, tmp_path, capsys):
+    root = checkpoints["root"]
+    assert main(["predict", "move", "--official-checkpoint", str(root / "checkpoint-5.pth"), "--features-weights",
+                 str(root / "dino.pth"), "--images", str(checkpoints["images"]), "--out", str(tmp_path / "pred"),
+                 "--inference-size", "-8", "--device", "cpu"]) == 2
+    assert "--inference-size" in capsys.readouterr().err and not (tmp_path / "pred").exists()

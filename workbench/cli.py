@@ -91,6 +91,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.official_checkpoint is None and (args.features_weights is not None or args.inference_size is not None):
         print("error: --features-weights and --inference-size go with --official-checkpoint", file=sys.stderr)
         return 2
+    if args.inference_size is not None and args.inference_size < 0:
+        print(f"error: --inference-size must be >= 0 (0 keeps the images' size), got {args.inference_size}",
+              file=sys.stderr)
+        return 2
     try:
         if args.official_checkpoint is not None:
             from workbench.methods.move_official import INFERENCE_SIZE, load_official_move
