@@ -338,3 +338,17 @@ def test_cli_predict_refuses_a_negative_inference_size(checkpoints, tmp_path, ca
                  str(root / "dino.pth"), "--images", str(checkpoints["images"]), "--out", str(tmp_path / "pred"),
                  "--inference-size", "-8", "--device", "cpu"]) == 2
     assert "--inference-size" in capsys.readouterr().err and not (tmp_path / "pred").exists()
+
+
+def test_a_config_saved_before_the_shift_fill_switch_loads_with_the_black_fill_it_was_trained_with():
+    from workbench.methods.move import MOVEConfig
+    from workbench.train.config import config_from_dict, config_to_dict
+
+    saved = Path(__file__).resolve().parents[1] / "assets" / "move-small" / "move" / "config.json"  # pre-switch
+    if saved.is_file():
+        data = json.loads(saved.read_text())["config"]
+        assert "shift_fill" not in data
+        assert config_from_dict(MOVEConfig, data).shift_fill == "black"
+    old = {k: v for k, v in config_to_dict(SMOKE).items() if k != "shift_fill"}
+    assert config_from_dict(MOVEConfig, old).shift_fill == "black"
+    assert SMOKE.shift_fill == PRESETS["small"].shift_fill == PRESETS["paper"].shift_fill == "mean"  # new runs

@@ -144,7 +144,7 @@ class MOVEConfig(TrainConfig):
     disc_weight_decay: float = 0.01  # D's AdamW decoupled weight decay (official: AdamW's default 0.01; 0 = Adam)
     steps: int = iterations_for_epochs(80)  # training iterations (paper: 80 official epochs of DUTS-TR at batch 32, 13,160)
     # configs saved before the official-parity switches existed load with the behaviour they were trained with
-    LEGACY_DEFAULTS: ClassVar[dict] = {"shift_sampling": "uniform", "mask_loss_on": "original",
+    LEGACY_DEFAULTS: ClassVar[dict] = {"shift_fill": "black", "shift_sampling": "uniform", "mask_loss_on": "original",
                                        "head_arch": "workbench", "head_padding": "replicate", "mae_features": "block",
                                        "crop_interpolation": "bilinear", "hflip": False, "disc_weight_decay": 0.0,
                                        "disc_arch": "workbench", "disc_logits": "image", "disc_bn_pass": False}
