@@ -107,7 +107,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from workbench.eval.predict import predict_folder
+    from workbench.eval.predict import check_threshold, predict_folder
     from workbench.train.checkpoint import CheckpointError, load_method
     from workbench.train.device import DeviceError
 
@@ -118,8 +118,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.official_checkpoint is None and (args.features_weights is not None or args.inference_size is not None):
         print("error: --features-weights and --inference-size go with --official-checkpoint", file=sys.stderr)
         return 2
-    from workbench.eval.predict import check_threshold
-
+    if args.inference_size is not None and args.inference_size < 0:
+        print(f"error: --inference-size must be >= 0 (0 keeps the images' size), got {args.inference_size}",
+              file=sys.stderr)
+        return 2
     try:
         check_threshold(args.threshold, option="--threshold")
         if args.max_side < 1:
