@@ -9,6 +9,7 @@ rows are checked against :meth:`LayeredGAN.segment` and :meth:`PostSegmenter.pre
 
 from __future__ import annotations
 
+import os
 import socket
 
 import gradio as gr
@@ -24,12 +25,21 @@ from workbench.train.trainer import Trainer
 
 from train_helpers import smoke_perturbgan_run
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread", "tmp_runs_readable")  # tests/conftest.py, below
 RESOLUTION = PRESETS["smoke"].resolution  # 16 px
 SCALE = tb.CELL // RESOLUTION  # 8: each model pixel is an 8 x 8 block
 SIDE = SCALE * RESOLUTION  # 128 px per picture
 
 # helpers
+
+
+@pytest.fixture
+def tmp_runs_readable(tmp_path_factory, monkeypatch):
+    """The app reads checkpoints only inside its allowed folders (apps.safety): here the test's temporary
+    folders, plus the repository's assets for the shipped checkpoints."""
+    from apps.safety import ROOT, ROOTS_ENV
+
+    monkeypatch.setenv(ROOTS_ENV, os.pathsep.join([str(tmp_path_factory.getbasetemp()), str(ROOT / "assets")]))
 
 
 @pytest.fixture(scope="module")

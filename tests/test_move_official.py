@@ -197,7 +197,8 @@ def official_state(flavour: str, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def reference_masks(state: dict[str, torch.Tensor], x01: torch.Tensor, dino: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The official segmenter written out with functional ops from the official key names (no workbench module)."""
+    """The official segmenter written out with functional ops from the official key names (no workbench module;
+    timm's ViT blocks only, which hold DINO's blocks under the same names)."""
     import timm
 
     vit = timm.create_model("vit_small_patch8_224", pretrained=False, num_classes=0, dynamic_img_size=True).eval()
@@ -206,8 +207,13 @@ def reference_masks(state: dict[str, torch.Tensor], x01: torch.Tensor, dino: dic
     x = F.pad(x01, (0, -w % 8, 0, -h % 8), mode="reflect")
     mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        tokens = vit.patch_embed((x - mean) / std)
-        tokens = vit._pos_embed(tokens)
+        tokens = F.conv2d((x - mean) / std, dino["patch_embed.proj.weight"], dino["patch_embed.proj.bias"], stride=8)
+        gh, gw = tokens.shape[-2:]
+        tokens = torch.cat([dino["cls_token"], tokens.flatten(2).transpose(1, 2)], dim=1)  # (1, 1 + gh·gw, 384)
+        # DINO's interpolate_pos_encoding (the official extractor's prepare_tokens), not timm's resize
+        table = dino["pos_embed"][:, 1:].reshape(1, 28, 28, 384).permute(0, 3, 1, 2)
+        table = F.interpolate(table, scale_factor=((gh + 0.1) / 28, (gw + 0.1) / 28), mode="bicubic")
+        tokens = tokens + torch.cat([dino["pos_embed"][:, :1], table.flatten(2).transpose(1, 2)], dim=1)
         for block in vit.blocks[:11]:
             tokens = block(tokens)
         s = lambda k: state[f"segmenter.{k}"]  # noqa: E731
@@ -330,3 +336,41 @@ def test_configs_saved_before_the_switches_load_with_their_former_behaviour():
     if SHIPPED_MOVE.is_dir():  # the shipped assets/move-small still loads and predicts
         move = load_move(SHIPPED_MOVE)
         assert move.config.head_arch == "workbench" and move.predict(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_cli_predict_refuses_a_negative_inference_size(checkpoints, tmp_path, capsys):
+    root = checkpoints["root"]
+    assert main(["predict", "move", "--official-checkpoint", str(root / "checkpoint-5.pth"), "--features-weights",
+                 str(root / "dino.pth"), "--images", str(checkpoints["images"]), "--out", str(tmp_path / "pred"),
+                 "--inference-size", "-8", "--device", "cpu"]) == 2
+    assert "--inference-size" in capsys.readouterr().err and not (tmp_path / "pred").exists()
+
+
+def test_a_config_saved_before_the_shift_fill_switch_loads_with_the_black_fill_it_was_trained_with():
+    from workbench.methods.move import MOVEConfig
+    from workbench.train.config import config_from_dict, config_to_dict
+
+    saved = Path(__file__).resolve().parents[1] / "assets" / "move-small" / "move" / "config.json"  # pre-switch
+    if saved.is_file():
+        data = json.loads(saved.read_text())["config"]
+        assert "shift_fill" not in data
+        assert config_from_dict(MOVEConfig, data).shift_fill == "black"
+    old = {k: v for k, v in config_to_dict(SMOKE).items() if k != "shift_fill"}
+    assert config_from_dict(MOVEConfig, old).shift_fill == "black"
+    assert SMOKE.shift_fill == PRESETS["small"].shift_fill == PRESETS["paper"].shift_fill == "mean"  # new runs
+
+
+def test_official_dino_tokens_resize_the_position_table_as_dino_does(checkpoints):
+    from workbench.methods.move_official import dino_position_table, official_dino_features
+    from workbench.nets.features import DinoFeatures
+
+    extractor = DinoFeatures("dino_vits8", pretrained=False)
+    extractor.vit.load_state_dict(checkpoints["dino"])
+    x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # at 224 x 224 both use the stored table
+        torch.testing.assert_close(official_dino_features(extractor, x), extractor(x), rtol=1e-5, atol=1e-5)
+        y = x[..., :216, :160]  # another grid: DINO's resize differs from timm's
+        assert not torch.allclose(official_dino_features(extractor, y), extractor(y), atol=1e-3)
+    table = extractor.vit.pos_embed.detach()
+    assert dino_position_table(table, 28, 28) is table
+    assert dino_position_table(table, 27, 20).shape == (1, 1 + 27 * 20, 384)

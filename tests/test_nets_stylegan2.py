@@ -107,3 +107,39 @@ def test_r1_penalty_matches_a_float64_reference():
     d.float()
     torch.testing.assert_close(penalties[0].double(), penalties[1], rtol=1e-4, atol=1e-7)
     assert penalties[1] > 0
+
+
+def test_r1_penalty_is_the_weighted_mean_squared_gradient_norm():
+    """r1_penalty against the formula of eq. (4.6)/(4.8) written out in float64: λ·mean_b ‖∇ₓΣD(x)‖²_b
+    + λ_dec·mean_b ‖∇ₓΣ mean D_dec(x)‖²_b, the gradient checked by central differences; the StyleGAN2
+    reading halves both weights."""
+    from dataclasses import replace
+
+    from workbench.methods.layered import PRESETS, LayeredGAN
+
+    torch.manual_seed(0)
+    config = replace(PRESETS["smoke"], setting="a", r1_weight=0.1, r1_dec_weight=0.3)
+    gan = LayeredGAN(config, device="cpu")
+    d = gan.discriminator.double()
+    x = torch.rand(4, 3, 16, 16, dtype=torch.float64) * 2 - 1
+    scalars = {"r1": lambda inp: d(inp).logits.sum(), "r1_dec": lambda inp: d(inp).realism.mean(dim=(1, 2, 3)).sum()}
+    g = torch.Generator().manual_seed(1)
+    expected = {}
+    for name, scalar in scalars.items():
+        xg = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(scalar(xg), xg)  # (4, 3, 16, 16)
+        with torch.no_grad():
+            for _ in range(2):  # the gradient along random directions, by central differences
+                v = torch.randn(x.shape, generator=g, dtype=torch.float64)
+                numeric = (scalar(x + 1e-6 * v) - scalar(x - 1e-6 * v)) / 2e-6
+                assert abs(float(numeric - (grad * v).sum())) < 1e-5 * max(1.0, abs(float(numeric)))
+        expected[name] = grad.flatten(1).square().sum(1).mean()  # mean over images of the squared norm
+    reference = 0.1 * expected["r1"] + 0.3 * expected["r1_dec"]
+    assert expected["r1"] > 0 and expected["r1_dec"] > 0
+    for reading, factor in (("thesis", 1.0), ("stylegan2", 0.5)):
+        gan.config = replace(config, r1_reading=reading)
+        xg = x.clone().requires_grad_(True)
+        stats: dict = {}
+        penalty = gan.r1_penalty(xg, d(xg), stats)
+        torch.testing.assert_close(penalty, factor * reference, rtol=1e-10, atol=0)
+        torch.testing.assert_close(stats["r1"], expected["r1"], rtol=1e-10, atol=0)

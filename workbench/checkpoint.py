@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 FORMAT = 1  # version of the folder layout above
 CONFIG_FILE, STATE_FILE = "config.json", "state.json"
+LOCK_FILE = ".lock"  # in a run folder: locked (flock) by the process that trains it
 MODULES_FILE, EMA_FILE, TENSORS_FILE = "modules.safetensors", "ema.safetensors", "state.safetensors"
 
 # classes
@@ -86,6 +87,80 @@ class Checkpoint:
             names = sorted({k.split(".", 1)[0] for k in tensors})
             raise CheckpointError(f"{self.path} has no {kind} {name!r}; it has: {', '.join(names) or 'none'}")
         return state
+
+
+class RunInUseError(CheckpointError):
+    """The run folder is locked by another training process."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/.lock``, held while a process trains the run; :meth:`release` ends it.
+
+    The operating system drops the lock when the process dies (even on kill -9), so a stale lock
+    file never blocks a later resume. Where ``fcntl`` does not exist (Windows) nothing is locked.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / LOCK_FILE
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(self._fd, 32, 0).decode(errors="replace").strip()
+            self.release()
+            raise RunInUseError(f"{self.folder} is being trained by another process"
+                                f"{f' (pid {owner})' if owner.isdigit() else ''}: two processes must not write one "
+                                "run. Wait for it to finish (or stop it), then resume.") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Unlock (closing the file unlocks it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.release()
+
+
+def remove_orphans(run: str | Path) -> list[Path]:
+    """Delete the temporary checkpoint folders (``.step-N.tmp-PID``, ``.step-N.old``) that a process killed
+    while writing a checkpoint left in ``run/checkpoints``; returns them. Call it only while holding
+    the run's :class:`RunLock` (no other process can be writing one then)."""
+    folder = Path(run) / "checkpoints"
+    removed = []
+    if folder.is_dir():
+        for orphan in sorted(folder.glob(".step-*")):
+            if orphan.is_dir() and (".tmp-" in orphan.name or orphan.name.endswith(".old")):
+                shutil.rmtree(orphan, ignore_errors=True)
+                removed.append(orphan)
+    return removed
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a crash at
+    any moment leaves either the old file or the new one, never a truncated one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        with open(tmp, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # helpers
@@ -256,8 +331,13 @@ def read_checkpoint(path: str | Path, *, method: str | None = None) -> Checkpoin
     try:
         record = json.loads((path / CONFIG_FILE).read_text())
         state = json.loads((path / STATE_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} is not a readable checkpoint: {error}") from error
+    for name, value in ((CONFIG_FILE, record), (STATE_FILE, state)):
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}/{name} is damaged: it holds a JSON {type(value).__name__}, not an object")
+    if not isinstance(record.get("config"), dict):
+        raise CheckpointError(f"{path}/{CONFIG_FILE} is damaged: its 'config' entry is missing or not an object")
     if record.get("format") != FORMAT or "method" not in record:
         raise CheckpointError(f"{path} has checkpoint format {record.get('format')!r}; this workbench reads {FORMAT}")
     if method is not None and record["method"] != method:

@@ -23,6 +23,21 @@ def _dataset_help() -> str:
     return f"dataset spec, KIND[:ARGS]. Kinds: {kinds}"
 
 
+def _check_out(path: Path, *, option: str = "--out") -> None:
+    """Create the output folder ``path`` now, so that a bad ``--out`` fails before any work: a ValueError
+    naming the option when it is a file, lies under a file, or cannot be created or written."""
+    import os
+
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{option} {path} cannot be created ({error.strerror or error})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path} is not writable")
+
+
 def _method_names() -> list[str]:
     from workbench.methods import METHODS
 
@@ -51,14 +66,17 @@ def cmd_train(argv: list[str]) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from workbench.eval.folders import evaluate_folders, to_markdown, write_tables
+    from workbench.eval.predict import check_threshold
 
     try:
+        check_threshold(args.threshold, option="--threshold")
+        _check_out(args.out)
         per_image, summary = evaluate_folders(args.pred, args.gt, threshold=args.threshold, boxes=args.boxes,
                                               gt_boxes=args.gt_boxes, convention=args.convention)
-    except (ValueError, FileNotFoundError) as error:  # ImageReadError is a ValueError
+        paths = write_tables(per_image, summary, args.out)
+    except (ValueError, OSError) as error:  # ImageReadError is a ValueError; FileNotFoundError an OSError
         print(f"error: {error}", file=sys.stderr)
         return 2
-    paths = write_tables(per_image, summary, args.out)
     print(to_markdown(summary))
     print("tables written: " + ", ".join(str(p) for p in paths))
     return 0
@@ -69,18 +87,27 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     from workbench.data import build_dataset
     from workbench.eval.baselines import run_baselines
 
-    dataset = build_dataset(args.dataset, size=args.size, split=args.split, n=args.n, seed=args.seed)
-    table = run_baselines(dataset, n=args.n, names=args.names)
-    metrics: dict[str, float | int | str] = {"dataset": args.dataset, "size": args.size, "n": len(dataset)}
-    for row in table.itertuples(index=False):
-        metrics[f"{row.baseline}_iou"] = float(row.iou)
-        metrics[f"{row.baseline}_maxf"] = float(row.max_f_beta)
-    report(BenchResult(name="baselines", table=table, metrics=metrics), out_dir=args.out)
+    try:
+        for option, value in (("--size", args.size), ("--n", args.n)):
+            if value < 1:
+                raise ValueError(f"{option} must be a whole number >= 1, got {value}")
+        _check_out(args.out)
+        dataset = build_dataset(args.dataset, size=args.size, split=args.split, n=args.n, seed=args.seed)
+        table = run_baselines(dataset, n=args.n, names=args.names)
+        metrics: dict[str, float | int | str] = {"dataset": args.dataset, "size": args.size, "n": len(dataset)}
+        for row in table.itertuples(index=False):
+            metrics[f"{row.baseline}_iou"] = float(row.iou)
+            metrics[f"{row.baseline}_maxf"] = float(row.max_f_beta)
+        report(BenchResult(name="baselines", table=table, metrics=metrics), out_dir=args.out)
+    except (ValueError, OSError, KeyError) as error:  # dataset specs, unreadable or mismatched files, --names
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from workbench.eval.predict import predict_folder
+    from workbench.eval.predict import check_threshold, predict_folder
     from workbench.train.checkpoint import CheckpointError, load_method
     from workbench.train.device import DeviceError
 
@@ -91,7 +118,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.official_checkpoint is None and (args.features_weights is not None or args.inference_size is not None):
         print("error: --features-weights and --inference-size go with --official-checkpoint", file=sys.stderr)
         return 2
+    if args.inference_size is not None and args.inference_size < 0:
+        print(f"error: --inference-size must be >= 0 (0 keeps the images' size), got {args.inference_size}",
+              file=sys.stderr)
+        return 2
     try:
+        check_threshold(args.threshold, option="--threshold")
+        if args.max_side < 1:
+            raise ValueError(f"--max-side must be a whole number >= 1, got {args.max_side}")
+        _check_out(args.out)
         if args.official_checkpoint is not None:
             from workbench.methods.move_official import INFERENCE_SIZE, load_official_move
             from workbench.train.device import pick_device
@@ -102,8 +137,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             method = load_method(args.checkpoint, device=args.device, method=args.method)
         paths = predict_folder(method, args.images, args.out, threshold=args.threshold, recursive=args.recursive,
-                               refine=args.refine)
-    except (CheckpointError, DeviceError, FileNotFoundError, ValueError) as error:
+                               refine=args.refine, max_side=args.max_side)
+    except (CheckpointError, DeviceError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     kind = f"{args.refine}-refined " if args.refine else ""
@@ -211,8 +246,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         "official infer.py; 0 keeps their size); masks are written at the input's size")
     p.add_argument("--images", required=True, type=Path, help="folder of images, any size")
     p.add_argument("--out", required=True, type=Path, help="writes OUT/soft/*.png and OUT/binary/*.png")
-    p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks")
+    p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks, in [0, 1]")
     p.add_argument("--recursive", action="store_true", help="also read images in sub-folders")
+    p.add_argument("--max-side", type=int, default=1024,
+                   help="images with a longer side are predicted at this size; masks are scaled back to the "
+                        "image's size (default 1024)")
     p.add_argument("--refine", choices=["bilateral"], default=None,
                    help="refine the masks along the image (bilateral: the fast bilateral solver with MOVE's settings); "
                         "the unrefined masks go to OUT/unrefined")

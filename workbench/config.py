@@ -65,6 +65,8 @@ def config_from_dict(cls: type, data: dict[str, Any], *, source: str = "the conf
     gives them, when it names them (how the method behaved before the field existed), else the
     dataclass defaults.
     """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} is damaged: the config is a JSON {type(data).__name__}, not an object")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

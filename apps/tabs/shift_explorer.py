@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from apps.safety import finite
 from workbench.data.images import ImageReadError, read_image
 from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
@@ -153,7 +154,12 @@ def _inpainter(label: str):
                        "weights there, see the README's MOVE section.")
     key = ("official", str(found), arch, size, mode)
     if key not in _METHODS:
-        _remember(_METHODS, key, mx.mae_inpainter(found, arch=arch, size=size, inpainter=mode), size=3)
+        try:
+            inpainter = mx.mae_inpainter(found, arch=arch, size=size, inpainter=mode)
+        except (OSError, ValueError) as error:  # a damaged file, pickled code, another model's weights
+            raise gr.Error(f"The official MAE weights {found.name} cannot be loaded: {error} Replace the file "
+                           f"in {weights_dir()}, or choose “{OWN_MAE}”.") from None
+        _remember(_METHODS, key, inpainter, size=3)
     return _METHODS[key]
 
 
@@ -196,6 +202,7 @@ def _brush_mask(editor: Any, shape: tuple[int, int]) -> np.ndarray | None:
 def load_source(source: str, preset: str, index: float, photo: str, upload: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     """The chosen image, float32 (H, W, 3), and its true mask (synthetic scenes) or None."""
     if source == "Synthetic scene":
+        finite(scene_index=index)
         if preset not in SCENE_PRESETS:
             raise gr.Error(f"Unknown scene preset {preset!r}; choose one of {', '.join(SCENE_PRESETS)}.")
         if index is None or index < 0 or int(index) != index:
@@ -276,6 +283,7 @@ def explore(
     Returns uint8 images (mask overlay, background b̂, composite x̂_δ, copy-paste x̃_δ,
     difference |x̂_δ − x̂_0|) and a Markdown summary.
     """
+    finite(k=k, shift_dy=dy, shift_dx=dx, inpainting_radius=radius)
     if source == "Upload" and not upload:  # not an error: the user has not chosen a file yet
         return None, None, None, None, None, UPLOAD_FIRST
     image, true_mask = load_source(source, preset, index, photo, upload)
@@ -409,6 +417,7 @@ def move_explore(
     if source == "Upload" and not upload:
         return None, None, None, UPLOAD_FIRST
     try:
+        finite(k=k, shift_dy=dy, shift_dx=dx)
         image, true_mask = load_source(source, preset, index, photo, upload)
         mask = chosen_mask(image, true_mask, mask_source, brush, perturb, k)
     except gr.Error as error:  # explore() shows the problem; clear the MOVE pictures

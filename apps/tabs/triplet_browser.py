@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from apps.safety import OutsideRootsError, finite, readable_folder
 from workbench.eval.asset_scores import scores_line
 from workbench.methods.base import tile_rows
 from workbench.methods.layered import LayeredGAN
@@ -130,6 +131,7 @@ def shift_limit(method: PerturbGAN) -> int:
 
 
 def _check(seed: float, seeds: float, truncation: float, jitter: float) -> None:
+    finite(seed=seed, number_of_seeds=seeds, truncation_ψ=truncation, background_contrast_factor=jitter)
     if seed is None or int(seed) != seed or not 0 <= seed < 2**63:
         raise gr.Error(f"The seed must be a whole number >= 0, got {seed!r}.")
     if seeds is None or int(seeds) != seeds or not 1 <= seeds <= MAX_SEEDS:
@@ -254,7 +256,10 @@ def checkpoint_path(choice: str, path: str | None) -> Path:
     if not path or not str(path).strip():
         raise CheckpointUnavailable("Enter the path of a PerturbGAN or layered GAN run folder or checkpoint folder "
                                     "(e.g. runs/perturbgan-small or runs/layered-small/checkpoints/step-0003000).")
-    return Path(str(path).strip())
+    try:  # only inside the runs and assets folders (apps.safety), so that serving the app exposes no other files
+        return readable_folder(path, what="The checkpoint")
+    except OutsideRootsError as error:
+        raise CheckpointUnavailable(str(error)) from None
 
 
 def segmenter_path(choice: str, segmenter: str | None) -> Path | None:
@@ -262,7 +267,10 @@ def segmenter_path(choice: str, segmenter: str | None) -> Path | None:
     layered GAN's own U-Net (when that is the ``choice`` and it exists), else None."""
     text = str(segmenter or "").strip()
     if text:
-        return Path(text)
+        try:
+            return readable_folder(text, what="Segmenter: the checkpoint")
+        except OutsideRootsError as error:
+            raise CheckpointUnavailable(str(error)) from None
     if choice == SHIPPED_LAYERED_CHOICE and SHIPPED_LAYERED_POST.exists():
         return SHIPPED_LAYERED_POST
     return None
@@ -424,6 +432,7 @@ def _render(choice: str, path: str | None, seed: float, seeds: float, truncation
             jitter: float, segmenter: str | None = "") -> Rendered:
     """The figure (uint8 (H, W, 3), or None), the summary, the problem when nothing loads, and a file stem."""
     _check(seed, seeds, truncation, jitter)
+    finite(shift_dy=dy, shift_dx=dx)
     try:
         method = load_perturbgan(checkpoint_path(choice, path))
     except CheckpointUnavailable as error:
@@ -497,13 +506,16 @@ def export_png(choice: str, path: str | None, seed: float, seeds: float, truncat
         return None
     if not _EXPORTS or not _EXPORTS[0].is_dir():
         _EXPORTS[:] = [Path(tempfile.mkdtemp(prefix="triplet-browser-"))]
-    file = _EXPORTS[0] / f"{stem}.png"
+    # a folder of its own per request: concurrent exports with the same settings (of different checkpoints)
+    # never write one file, and the download keeps its readable name
+    file = Path(tempfile.mkdtemp(prefix="export-", dir=_EXPORTS[0])) / f"{stem}.png"
     Image.fromarray(image).save(file)
     return str(file)
 
 
 def checkpoint_changed(choice: str, path: str | None, dy: float, dx: float) -> tuple[Any, Any]:
     """Bound the shift sliders to ± a quarter of the chosen model's resolution (unchanged without a model)."""
+    finite(shift_dy=dy, shift_dx=dx)
     try:
         limit = shift_limit(load_perturbgan(checkpoint_path(choice, path)))
     except CheckpointUnavailable:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # pandas is imported by the benchmarks; `bench --help` does w
 # helpers
 
 _MODULES = ["workbench.bench.eval_speed", "workbench.bench.kdd_2d", "workbench.bench.kdd_images", "workbench.bench.kdd_speed", "workbench.bench.layered",
-            "workbench.bench.move", "workbench.bench.move_parity", "workbench.bench.move_speed",
-            "workbench.bench.perturbgan"]  # modules that register benchmarks when imported
+            "workbench.bench.gpu", "workbench.bench.move", "workbench.bench.move_parity", "workbench.bench.move_speed",
+            "workbench.bench.perturbgan", "workbench.bench.robustness"]  # modules that register benchmarks when imported
 
 
 @dataclass

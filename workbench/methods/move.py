@@ -72,7 +72,8 @@ def iterations_for_epochs(epochs: int, *, images: int = DUTS_TR_IMAGES, batch_si
     between a discriminator and a segmenter step. A workbench iteration is one discriminator step
     and one segmenter step, each on its own batch, so it covers two official batches: 80 epochs of
     DUTS-TR at batch 32 are 80 · 329 = 26,320 batches = 13,160 iterations (the official run makes
-    13,200 discriminator and 13,120 segmenter steps, as each odd epoch ends on a discriminator step).
+    13,200 discriminator and 13,120 segmenter steps, as the alternation restarts with a discriminator step
+    every epoch and 329 is odd, so every epoch has 165 discriminator and 164 segmenter steps).
     """
     return epochs * (images // batch_size) // 2
 
@@ -143,7 +144,7 @@ class MOVEConfig(TrainConfig):
     disc_weight_decay: float = 0.01  # D's AdamW decoupled weight decay (official: AdamW's default 0.01; 0 = Adam)
     steps: int = iterations_for_epochs(80)  # training iterations (paper: 80 official epochs of DUTS-TR at batch 32, 13,160)
     # configs saved before the official-parity switches existed load with the behaviour they were trained with
-    LEGACY_DEFAULTS: ClassVar[dict] = {"shift_sampling": "uniform", "mask_loss_on": "original",
+    LEGACY_DEFAULTS: ClassVar[dict] = {"shift_fill": "black", "shift_sampling": "uniform", "mask_loss_on": "original",
                                        "head_arch": "workbench", "head_padding": "replicate", "mae_features": "block",
                                        "crop_interpolation": "bilinear", "hflip": False, "disc_weight_decay": 0.0,
                                        "disc_arch": "workbench", "disc_logits": "image", "disc_bn_pass": False}

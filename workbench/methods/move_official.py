@@ -27,12 +27,17 @@ refused; the ``.args`` file is read the same way.
 :class:`OfficialMOVE` predicts as the official ``infer.py``: the image resized so that its shorter
 side is 448 px (bicubic, aspect kept), padded by reflection to a multiple of the patch size on the
 right and bottom, segmented, cropped back; the workbench then resizes the mask to the input's size
-(bilinear, as the official ``segmentation_eval.py`` does before scoring).
+(bilinear, as the official ``segmentation_eval.py`` does before scoring). The DINO tokens are the
+official extractor's (:func:`official_dino_features`): at any size other than 224 × 224 the
+position table is resized as DINO's ``interpolate_pos_encoding`` does it (bicubic by the scale
+factor (n + 0.1)/√N per axis, no antialiasing), not as timm resizes it (to the exact size, with
+antialiasing), which gives other tokens.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -41,12 +46,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.nets.mae import IMAGENET_MEAN, IMAGENET_STD
 from workbench.nets.segmenter import SegmenterHead
 from workbench.nets.weights import CheckpointError, StateDictMismatchError, _weights_only_failure, \
     load_state_dict_strict
 
-__all__ = ["OFFICIAL_DINO", "OFFICIAL_HEAD", "OFFICIAL_MAE", "OFFICIAL_NORM", "OfficialMOVE", "head_from_official",
-           "head_key_map", "load_official_move", "read_official_checkpoint"]
+__all__ = ["OFFICIAL_DINO", "OFFICIAL_HEAD", "OFFICIAL_MAE", "OFFICIAL_NORM", "OfficialMOVE", "dino_position_table",
+           "head_from_official", "head_key_map", "load_official_move", "official_dino_features",
+           "read_official_checkpoint"]
 
 OFFICIAL_NORM = "segmenter.feature_extractor.norm."  # the trainable LayerNorm on the frozen tokens
 OFFICIAL_HEAD = "segmenter.segmenter_head.model."  # the conv head
@@ -114,6 +121,46 @@ def head_from_official(state: dict[str, torch.Tensor], *, prefix: str = "segment
     return head
 
 
+# the official DINO tokens
+
+
+def dino_position_table(pos_embed: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """DINO's ``interpolate_pos_encoding``: the (1, 1 + N, D) table for an (h, w) token grid, (1, 1 + h·w, D).
+
+    Unchanged for the stored square grid; else the √N × √N patch rows resized bicubically (no
+    antialiasing) by the scale factors ((h + 0.1)/√N, (w + 0.1)/√N), as DINO does (the 0.1 guards
+    against rounding down), which samples other points than a resize to exactly (h, w).
+    """
+    n = pos_embed.shape[1] - 1
+    if h * w == n and h == w:
+        return pos_embed
+    side = math.sqrt(n)
+    grid = pos_embed[:, 1:].reshape(1, int(side), int(side), -1).permute(0, 3, 1, 2)  # (1, D, √N, √N)
+    grid = F.interpolate(grid, scale_factor=((h + 0.1) / side, (w + 0.1) / side), mode="bicubic")  # (1, D, h, w)
+    if grid.shape[-2:] != (h, w):  # pragma: no cover - DINO asserts the same
+        raise RuntimeError(f"DINO's position resize gave {tuple(grid.shape[-2:])}, not {(h, w)}")
+    return torch.cat([pos_embed[:, :1], grid.permute(0, 2, 3, 1).reshape(1, h * w, -1)], dim=1)
+
+
+def official_dino_features(extractor: nn.Module, x01: torch.Tensor) -> torch.Tensor:
+    """The official extractor's tokens (B, D, H/P, W/P) of images (B, 3, H, W) in [0, 1] (H, W multiples of P).
+
+    DINO's ``prepare_tokens`` (patch embedding, class token, :func:`dino_position_table`), then the
+    blocks up to ``extractor.block``; the class token dropped. ``extractor`` is a
+    :class:`~workbench.nets.features.DinoFeatures` (timm's ViT holds DINO's weights under the same names).
+    """
+    vit = extractor.vit
+    b, _, h, w = x01.shape
+    mean, std = x01.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1), x01.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    tokens = vit.patch_embed.proj((x01 - mean) / std)  # (B, D, h, w)
+    gh, gw = tokens.shape[-2:]
+    tokens = torch.cat([vit.cls_token.expand(b, -1, -1), tokens.flatten(2).transpose(1, 2)], dim=1)  # (B, 1+h·w, D)
+    tokens = tokens + dino_position_table(vit.pos_embed, gh, gw)
+    for block in vit.blocks[: extractor.block + 1]:
+        tokens = block(tokens)
+    return tokens[:, 1:].transpose(1, 2).reshape(b, -1, gh, gw)  # (B, D, h, w)
+
+
 # reading the checkpoint
 
 
@@ -122,7 +169,8 @@ def _load_restricted(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError,
+            IndexError, OverflowError, MemoryError, UnicodeDecodeError) as error:  # what a hostile file can raise
         raise CheckpointError(f"{path} cannot be read as an official MOVE checkpoint: "
                               f"{_weights_only_failure(error)}") from error
 
@@ -193,7 +241,7 @@ class OfficialMOVE(nn.Module):
         x = x01.to(self.device)
         if -h % p or -w % p:
             x = F.pad(x, (0, -w % p, 0, -h % p), mode="reflect")
-        features = self.extractor(x)  # (B, D, H/P, W/P)
+        features = official_dino_features(self.extractor, x)  # (B, D, H/P, W/P)
         return self.head(features)[..., :h, :w]
 
     @torch.no_grad()

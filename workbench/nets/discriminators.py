@@ -138,7 +138,7 @@ class EfficientNetPyramid(nn.Module):
         super().__init__()
         import timm
 
-        from workbench.nets.weights import load_pth, load_state_dict_strict
+        from workbench.nets.weights import load_state_dict_strict, read_state_file
 
         self.net = timm.create_model(name, pretrained=False)
         if weights is None:
@@ -155,12 +155,7 @@ class EfficientNetPyramid(nn.Module):
                     f"Face repository timm/{name}.in1k), leave --disc-weights unset to use the weights of the "
                     f"package {PACKAGE_EFFICIENTNET}, or train with --disc-features mae (the frozen MAE encoder) "
                     "or --disc-features extractor.")
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                state = load_file(str(path))
-            else:
-                state = load_pth(path)
+            state = read_state_file(path)  # .safetensors or .pth; a damaged file is a CheckpointError
             load_state_dict_strict(self.net, state, source=str(path))
         self.source = str(path)
         self.indices = tuple(indices)

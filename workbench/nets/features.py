@@ -78,13 +78,11 @@ def read_vit_state(path: str | Path) -> dict[str, torch.Tensor]:
     training checkpoint, whose ``teacher`` entry holds ``backbone.*`` weights (``module.`` and
     ``backbone.`` prefixes are removed, the DINO projection ``head.*`` is left out).
     """
-    from workbench.nets.weights import CheckpointError, load_pth
+    from workbench.nets.weights import CheckpointError, load_pth, read_state_file
 
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return read_state_file(path)
     try:
         return load_pth(path)
     except CheckpointError:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RESOLUTIONS", "EqualLinear", "EqualConv2d", "MappingNetwork", "StyleGenerator", "StyleDiscriminator",
+__all__ = ["RESOLUTIONS", "EqualLinear", "EqualConv2d", "MappingNetwork", "StyleCodes", "StyleGenerator", "StyleDiscriminator",
            "channel_widths", "mixing_cutoffs", "mix_styles"]
 
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
@@ -158,31 +158,30 @@ class StyleLayer(nn.Module):
 # networks
 
 
-class StyleGenerator(nn.Module):
-    """StyleGAN generator G(z[, label]) -> (B, out_channels, R, R); see the module docstring.
+class StyleCodes(nn.Module):
+    """What StyleGAN's and StyleGAN2's generators share: z (and a label) -> the stack of styles -> ``synthesis``.
 
-    ``num_ws`` = 2 per resolution (4×4 … R×R). ``w_avg`` tracks the mean style in training mode,
-    for the truncation trick (ψ = ``truncation``; 1 disables it).
+    The constructor builds the mapping network, the learned 4×4 constant and the ``w_avg`` buffer and
+    keeps ``widths`` (channels per resolution); a subclass adds its layers, sets ``num_ws`` and defines
+    ``synthesis(ws (B, num_ws, w_dim), *, noise)``.
     """
 
-    def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
-                 mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
-                 w_avg_beta: float = 0.995):
+    def __init__(self, *, resolution: int, out_channels: int, z_dim: int, w_dim: int, mapping_layers: int,
+                 width: int, max_width: int, num_classes: int, w_avg_beta: float):
         super().__init__()
-        widths = channel_widths(resolution, width=width, max_width=max_width)
+        self.widths = channel_widths(resolution, width=width, max_width=max_width)
         self.resolution, self.out_channels, self.z_dim, self.w_dim = resolution, out_channels, z_dim, w_dim
         self.num_classes, self.w_avg_beta = num_classes, w_avg_beta
         self.mapping = MappingNetwork(z_dim=z_dim, w_dim=w_dim, layers=mapping_layers, num_classes=num_classes)
-        self.const = nn.Parameter(torch.randn(1, widths[4], 4, 4))
-        self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
-        for r, c in widths.items():
-            c_in = widths.get(r // 2, c)
-            first = (StyleLayer(c, c, w_dim=w_dim, resolution=r, conv=False) if r == 4
-                     else StyleLayer(c_in, c, w_dim=w_dim, resolution=r, up=True))
-            self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
-            self.to_rgb.append(EqualConv2d(c, out_channels, 1))
-        self.num_ws = len(self.layers)
+        self.const = nn.Parameter(torch.randn(1, self.widths[4], 4, 4))
         self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def check_styles(self, ws: torch.Tensor, noise: str) -> None:
+        """Raise ValueError unless ``ws`` is (B, num_ws, w_dim) and ``noise`` one of :data:`NOISE_MODES`."""
+        if noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+        if ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
 
     def styles(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0) -> torch.Tensor:
         """w (B, w_dim) of z; updates ``w_avg`` in training mode; ψ-truncated towards it when ``truncation`` < 1."""
@@ -196,18 +195,45 @@ class StyleGenerator(nn.Module):
 
     def style_stack(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
                     mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None) -> torch.Tensor:
-        """The styles of every AdaIN layer (B, num_ws, w_dim); with ``mix_z`` and ``cutoff`` (B,), style mixing."""
+        """The styles of every styled layer (B, num_ws, w_dim); with ``mix_z`` and ``cutoff`` (B,), style mixing."""
         w = self.styles(z, labels, truncation=truncation)  # (B, w_dim)
         if mix_z is None or cutoff is None:
             return w[:, None].expand(-1, self.num_ws, -1)
         return mix_styles(w, self.styles(mix_z, labels, truncation=truncation), cutoff, self.num_ws)
 
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
+                mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None,
+                noise: str = "random") -> torch.Tensor:
+        return self.synthesis(self.style_stack(z, labels, truncation=truncation, mix_z=mix_z, cutoff=cutoff),
+                              noise=noise)
+
+
+class StyleGenerator(StyleCodes):
+    """StyleGAN generator G(z[, label]) -> (B, out_channels, R, R); see the module docstring.
+
+    ``num_ws`` = 2 per resolution (4×4 … R×R). ``w_avg`` tracks the mean style in training mode,
+    for the truncation trick (ψ = ``truncation``; 1 disables it).
+    """
+
+    def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
+                 mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
+                 w_avg_beta: float = 0.995):
+        super().__init__(resolution=resolution, out_channels=out_channels, z_dim=z_dim, w_dim=w_dim,
+                         mapping_layers=mapping_layers, width=width, max_width=max_width, num_classes=num_classes,
+                         w_avg_beta=w_avg_beta)
+        widths = self.widths
+        self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
+        for r, c in widths.items():
+            c_in = widths.get(r // 2, c)
+            first = (StyleLayer(c, c, w_dim=w_dim, resolution=r, conv=False) if r == 4
+                     else StyleLayer(c_in, c, w_dim=w_dim, resolution=r, up=True))
+            self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
+            self.to_rgb.append(EqualConv2d(c, out_channels, 1))
+        self.num_ws = len(self.layers)
+
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
         """Styles (B, num_ws, w_dim) -> image (B, out_channels, R, R); ``noise`` is random, const or none."""
-        if noise not in NOISE_MODES:
-            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
-        if ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(f"ws must be (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
+        self.check_styles(ws, noise)
         x = self.const.expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
         out = None
         for i, to_rgb in enumerate(self.to_rgb):
@@ -217,11 +243,6 @@ class StyleGenerator(nn.Module):
             out = rgb if out is None else F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False) + rgb
         return out
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
-                mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None,
-                noise: str = "random") -> torch.Tensor:
-        return self.synthesis(self.style_stack(z, labels, truncation=truncation, mix_z=mix_z, cutoff=cutoff),
-                              noise=noise)
 
 
 class MinibatchStd(nn.Module):

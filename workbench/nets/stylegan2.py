@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.nets.stylegan import (GAIN, NOISE_MODES, EqualLinear, MappingNetwork, channel_widths, mix_styles)
+from workbench.nets.stylegan import GAIN, EqualLinear, StyleCodes
 
 __all__ = ["ModulatedConv2d", "StyleGAN2Generator"]
 
@@ -113,7 +113,7 @@ class ToRGB(nn.Module):
         return self.conv(x, w) + self.bias.view(1, -1, 1, 1)
 
 
-class StyleGAN2Generator(nn.Module):
+class StyleGAN2Generator(StyleCodes):
     """StyleGAN2 generator G(z[, label]) -> (B, out_channels, R, R); see the module docstring.
 
     ``w_avg`` tracks the mean style in training mode for the truncation trick (ψ = ``truncation``).
@@ -122,12 +122,10 @@ class StyleGAN2Generator(nn.Module):
     def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
                  mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
                  w_avg_beta: float = 0.995):
-        super().__init__()
-        widths = channel_widths(resolution, width=width, max_width=max_width)
-        self.resolution, self.out_channels, self.z_dim, self.w_dim = resolution, out_channels, z_dim, w_dim
-        self.num_classes, self.w_avg_beta = num_classes, w_avg_beta
-        self.mapping = MappingNetwork(z_dim=z_dim, w_dim=w_dim, layers=mapping_layers, num_classes=num_classes)
-        self.const = nn.Parameter(torch.randn(1, widths[4], 4, 4))
+        super().__init__(resolution=resolution, out_channels=out_channels, z_dim=z_dim, w_dim=w_dim,
+                         mapping_layers=mapping_layers, width=width, max_width=max_width, num_classes=num_classes,
+                         w_avg_beta=w_avg_beta)
+        widths = self.widths
         self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
         self.first_layer = []  # index of each resolution's first convolution in self.layers
         for r, c in widths.items():
@@ -137,32 +135,10 @@ class StyleGAN2Generator(nn.Module):
             self.layers.append(SynthesisLayer(c, c, w_dim=w_dim, resolution=r))
             self.to_rgb.append(ToRGB(c, out_channels, w_dim=w_dim))
         self.num_ws = len(self.layers) + 1  # the last to-RGB has a style of its own
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-
-    def styles(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0) -> torch.Tensor:
-        """w (B, w_dim) of z; updates ``w_avg`` in training mode; ψ-truncated towards it when ``truncation`` < 1."""
-        w = self.mapping(z, labels)  # (B, w_dim)
-        if self.training:
-            with torch.no_grad():
-                self.w_avg.lerp_(w.detach().mean(0), 1 - self.w_avg_beta)
-        if truncation != 1:
-            w = self.w_avg.lerp(w, truncation)
-        return w
-
-    def style_stack(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
-                    mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None) -> torch.Tensor:
-        """The styles of every layer (B, num_ws, w_dim); with ``mix_z`` and ``cutoff`` (B,), style mixing."""
-        w = self.styles(z, labels, truncation=truncation)  # (B, w_dim)
-        if mix_z is None or cutoff is None:
-            return w[:, None].expand(-1, self.num_ws, -1)
-        return mix_styles(w, self.styles(mix_z, labels, truncation=truncation), cutoff, self.num_ws)
 
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
         """Styles (B, num_ws, w_dim) -> image (B, out_channels, R, R); ``noise`` is random, const or none."""
-        if noise not in NOISE_MODES:
-            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
-        if ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(f"ws must be (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
+        self.check_styles(ws, noise)
         x = self.const.expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
         out = None
         ends = [*self.first_layer[1:], len(self.layers)]
@@ -173,8 +149,3 @@ class StyleGAN2Generator(nn.Module):
             out = rgb if out is None else F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False) + rgb
         return out
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
-                mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None,
-                noise: str = "random") -> torch.Tensor:
-        return self.synthesis(self.style_stack(z, labels, truncation=truncation, mix_z=mix_z, cutoff=cutoff),
-                              noise=noise)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from workbench.checkpoint import (CONFIG_FILE, EMA_FILE, FORMAT, MODULES_FILE, STATE_FILE, TENSORS_FILE, Checkpoint,
-                                  CheckpointError, StateDictMismatchError, find_checkpoint, find_linked_path,
+from workbench.checkpoint import (CONFIG_FILE, EMA_FILE, FORMAT, LOCK_FILE, MODULES_FILE, STATE_FILE, TENSORS_FILE,
+                                  Checkpoint, CheckpointError, RunInUseError, RunLock, StateDictMismatchError,
+                                  atomic_write_text, find_checkpoint, find_linked_path, remove_orphans,
                                   load_method_as, load_method_weights, load_optimizer_state, load_pth,
                                   load_state_dict_strict, method_from_checkpoint, method_record, optimizer_state,
                                   read_checkpoint, resolve_linked_runs, rng_state, set_rng_state, step_of,
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from workbench.methods.base import Method
 
 __all__ = [
-    "CONFIG_FILE", "EMA_FILE", "FORMAT", "MODULES_FILE", "STATE_FILE", "TENSORS_FILE", "Checkpoint", "CheckpointError",
-    "StateDictMismatchError", "find_checkpoint", "find_linked_path", "load_method", "load_method_as",
+    "CONFIG_FILE", "EMA_FILE", "FORMAT", "LOCK_FILE", "MODULES_FILE", "STATE_FILE", "TENSORS_FILE", "Checkpoint",
+    "CheckpointError", "RunInUseError", "RunLock", "StateDictMismatchError", "atomic_write_text", "remove_orphans", "find_checkpoint", "find_linked_path", "load_method", "load_method_as",
     "load_method_weights", "load_optimizer_state", "load_pth", "load_state_dict_strict", "method_from_checkpoint",
     "method_record", "optimizer_state", "read_checkpoint", "resolve_linked_runs", "rng_state", "set_rng_state",
     "step_of", "write_checkpoint",

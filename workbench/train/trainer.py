@@ -37,9 +37,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from workbench.checkpoint import (CONFIG_FILE, TENSORS_FILE, Checkpoint, CheckpointError, load_method_weights,
-                                  load_optimizer_state, method_record, read_checkpoint, rng_state, set_rng_state,
-                                  step_of, write_checkpoint)
+from workbench.checkpoint import (CONFIG_FILE, TENSORS_FILE, Checkpoint, CheckpointError, RunLock, atomic_write_text,
+                                  load_method_weights, load_optimizer_state, method_record, read_checkpoint,
+                                  remove_orphans, rng_state, set_rng_state, step_of, write_checkpoint)
 from workbench.device import seed_everything
 from workbench.methods.base import Method
 from workbench.nets.ema import ema_copy, ema_update
@@ -143,6 +143,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []  # every logged entry of stats.jsonl
         self.log_window: dict[str, list[float]] = defaultdict(list)  # stats of the steps since the last log entry
         self.last_checkpoint: Path | None = None
+        self.run_lock: RunLock | None = None  # the run folder's lock (taken by launch.build, or by fit)
         self._wrap_ddp()
         method.ema = {name: ema_copy(method.module(name)) for name in method.ema_betas}
         if self.writes:
@@ -215,6 +216,18 @@ class Trainer:
         if self.step >= total:
             return self.history
         cfg = self.config
+        own_lock = self.writes and not (self.run_lock is not None and self.run_lock.held)
+        if own_lock:  # no other process may write this run while it trains (launch.build takes it earlier)
+            self.run_lock = RunLock(self.out_dir)
+            remove_orphans(self.out_dir)
+        try:
+            return self._fit(total)
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
+
+    def _fit(self, total: int) -> list[dict[str, float]]:
+        cfg = self.config
         self.method.train()
         writer = self._open_logs()
         bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.dist.is_main),
@@ -266,7 +279,7 @@ class Trainer:
                         kept.append(line)
                 except json.JSONDecodeError:  # a line cut short by a crash
                     continue
-            stats_path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(stats_path, "".join(line + "\n" for line in kept))  # a kill now loses nothing
         if not self.tensorboard:
             return None
         from torch.utils.tensorboard import SummaryWriter
@@ -345,6 +358,13 @@ class Trainer:
         if missing:
             raise CheckpointError(f"{checkpoint.path} cannot resume training: its state lacks {', '.join(missing)} "
                                   "(it was not written by the trainer; load_method reads its weights)")
+        try:
+            return self._load_checkpoint(checkpoint)
+        except (KeyError, IndexError, TypeError, AttributeError, RuntimeError) as error:  # a hand-edited state.json
+            raise CheckpointError(f"{checkpoint.path}/state.json is damaged and cannot resume training "
+                                  f"({type(error).__name__}: {error})") from None
+
+    def _load_checkpoint(self, checkpoint: Checkpoint) -> Checkpoint:
         load_method_weights(self.method, checkpoint)
         tensors = checkpoint.tensors(TENSORS_FILE)
         for name, optimizer in self.method.optimizers().items():
