@@ -69,7 +69,12 @@ def test_a_synthetic_scene_reports_its_iou_with_the_truth():
     assert "**IoU with this scene's true mask**" in summary
 
 
-def test_bad_choices_give_clear_messages(tmp_path):
+def test_bad_choices_give_clear_messages(tmp_path, monkeypatch):
+    from apps.safety import ROOTS_ENV
+
+    with pytest.raises(gr.Error, match="must be a folder inside"):  # outside runs/ and assets/
+        _segment(model="path", path=str(tmp_path))
+    monkeypatch.setenv(ROOTS_ENV, str(tmp_path))
     with pytest.raises(gr.Error, match="Upload an image first"):
         _segment(source="Upload", upload=None)
     (tmp_path / "notes.png").write_text("not pixels")
@@ -83,6 +88,8 @@ def test_bad_choices_give_clear_messages(tmp_path):
         _segment(model="path", path=str(tmp_path))
     with pytest.raises(gr.Error, match="threshold"):
         _segment(threshold=1.5)
+    with pytest.raises(gr.Error, match="threshold must be a finite number"):
+        _segment(threshold=float("nan"))
 
 
 def test_a_run_folder_of_a_segmenting_method_loads_and_a_generator_is_refused():
@@ -94,7 +101,10 @@ def test_a_run_folder_of_a_segmenting_method_loads_and_a_generator_is_refused():
         load_segmenter_path(SHIPPED_PERTURBGAN)
 
 
-def test_a_perturbgan_encoder_run_segments_through_the_path_entry(tmp_path):
+def test_a_perturbgan_encoder_run_segments_through_the_path_entry(tmp_path, monkeypatch):
+    from apps.safety import ROOTS_ENV
+
+    monkeypatch.setenv(ROOTS_ENV, str(tmp_path))
     from dataclasses import replace
 
     import torch

@@ -40,8 +40,13 @@ def test_curves_figure_draws_one_panel_per_stat_with_the_logged_values(tmp_path)
         curves_figure(stats, keys=["loss_x"])
 
 
-def test_the_tab_shows_a_run_and_explains_a_bad_one(tmp_path):
+def test_the_tab_shows_a_run_and_explains_a_bad_one(tmp_path, monkeypatch):
+    from apps.safety import ROOTS_ENV
+
     run = _run(tmp_path / "runs" / "gan")
+    with pytest.raises(gr.Error, match="must be a folder inside"):  # outside runs/ and assets/
+        tab.show_curves(str(run), ["loss_d"])
+    monkeypatch.setenv(ROOTS_ENV, str(tmp_path))
     assert tab.run_choices(tmp_path / "runs") == [str(run)]
     assert tab.stats_of(str(run))["value"] == ["loss_d", "loss_g"]
     figure, summary = tab.show_curves(str(run), ["loss_d"], 1)
@@ -50,6 +55,8 @@ def test_the_tab_shows_a_run_and_explains_a_bad_one(tmp_path):
         tab.show_curves(str(tmp_path / "nothing"), ["loss_d"])
     with pytest.raises(gr.Error, match="Choose a run"):
         tab.show_curves("", [])
+    with pytest.raises(gr.Error, match="smoothing must be a finite number"):
+        tab.show_curves(str(run), ["loss_d"], float("inf"))
 
 
 def test_live_curves_keep_the_history_and_draw_a_figure():

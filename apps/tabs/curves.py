@@ -1,7 +1,7 @@
 """Training curves: the logged stats of a run (its ``stats.jsonl``) against the step, as plotly charts.
 
 Pick a run found under ``runs/`` (every folder with a ``stats.jsonl``, newest first) or type any
-run folder, choose the stats and a smoothing window. Reading and drawing are
+run folder inside ``runs/`` (:func:`apps.safety.readable_folder`), choose the stats and a smoothing window. Reading and drawing are
 :func:`workbench.train.curves.read_stats` and :func:`~workbench.train.curves.curves_figure`; a run
 that is still training is read anew on every Refresh.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from apps.safety import finite, readable_folder
 from workbench.train.curves import curves_figure, find_runs, read_stats, stat_names
 
 __all__ = ["TITLE", "build", "show_curves", "run_choices", "stats_of", "RUNS"]
@@ -38,8 +39,9 @@ def _read(run: str | None):
     if not run or not str(run).strip():
         raise gr.Error("Choose a run (a folder written by `python -m workbench train ... --out runs/NAME`).")
     try:
-        return read_stats(str(run).strip())
-    except (FileNotFoundError, ValueError) as error:
+        folder = readable_folder(run, what="The run folder")  # inside runs/ or assets/ (or $WORKBENCH_APP_ROOTS)
+        return read_stats(folder)
+    except (FileNotFoundError, ValueError) as error:  # OutsideRootsError is a ValueError
         raise gr.Error(str(error)) from None
 
 
@@ -54,6 +56,7 @@ def stats_of(run: str | None) -> Any:
 
 def show_curves(run: str | None, keys: list[str] | None, smooth: float = 1) -> tuple[Any, str]:
     """The plotly figure of the chosen stats of ``run`` and a Markdown summary of the run's log."""
+    finite(smoothing=smooth)
     stats = _read(run)
     names = stat_names(stats)
     keys = [key for key in (keys or names[:4]) if key in names]

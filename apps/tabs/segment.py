@@ -9,6 +9,7 @@ largest component's box, the one CorLoc scores, in green; the other "Multi" boxe
 baselines (:func:`workbench.eval.asset_scores.scores_line`), and a PNG of the binary mask at the
 image's resolution to download.
 
+A typed folder must lie inside ``runs/`` or ``assets/`` (:func:`apps.safety.readable_folder`).
 Uploads keep their resolution up to :data:`MAX_SIDE` pixels on the longer side; larger ones are
 shrunk to it (area averaging). Each model predicts at its own scale and the mask is resized to
 the image (MOVE at its training size, the U-Nets at their training scale).
@@ -24,6 +25,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from apps.safety import OutsideRootsError, finite, readable_folder
 from workbench.data.images import ImageReadError, read_image
 from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
@@ -75,7 +77,10 @@ def _model(key: str, path: str | None) -> tuple[Any, Path, str | None]:
         if not path or not str(path).strip():
             raise gr.Error("Enter the path of a run or checkpoint folder (e.g. runs/move-small or "
                            "runs/perturbgan-encoder), then press Segment.")
-        folder = Path(str(path).strip()).expanduser()
+        try:  # only inside runs/ and assets/ (or $WORKBENCH_APP_ROOTS): the app may be served on a network
+            folder = readable_folder(path, what="The run or checkpoint folder")
+        except OutsideRootsError as error:
+            raise gr.Error(str(error)) from None
     else:
         folder = entry.path
     if not folder.exists():
@@ -123,7 +128,8 @@ def load_image(source: str, upload: str | None, photo: str, preset: str, index: 
     if source == "Synthetic scene":
         if preset not in SCENE_PRESETS:
             raise gr.Error(f"Unknown scene preset {preset!r}; choose one of {', '.join(SCENE_PRESETS)}.")
-        if index is None or index < 0 or int(index) != index:
+        finite(scene_index=index)
+        if index < 0 or int(index) != index:
             raise gr.Error(f"The scene index must be a whole number >= 0, got {index!r}.")
         image, mask = render_scene(int(index), preset=preset, size=SCENE_SIZE)
         return image, mask, f"{preset}-{int(index)}"
@@ -138,7 +144,8 @@ def segment(source: str, upload: str | None, photo: str, preset: str, index: flo
     mask in grey), a Markdown summary and the path of the binary mask as a PNG (0 / 255, at the
     image's size). Bad choices raise ``gr.Error`` with what to do.
     """
-    if threshold is None or not 0 < threshold < 1:
+    finite(threshold=threshold)
+    if not 0 < threshold < 1:
         raise gr.Error(f"The threshold must be between 0 and 1, got {threshold!r}.")
     image, truth, name = load_image(source, upload, photo, preset, index)
     loaded, folder, part = _model(model, path)
