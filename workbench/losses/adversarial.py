@@ -136,6 +136,14 @@ class Hinge:
         """L_D of eq. (5.5) from logits computed elsewhere (MOVE's real and fake sets)."""
         return F.relu(self.margin - real_logits).mean() + F.relu(self.margin + fake_logits).mean()
 
+    def from_sets(self, real_sets: list[torch.Tensor], fake_sets: list[torch.Tensor]) -> torch.Tensor:
+        """L_D of eq. (5.5) over several real and fake sets, as MOVE's official loop: the hinge mean of
+        each set (over every element: every patch logit when D gives patch logits), averaged over the
+        real sets plus the same over the fake sets."""
+        real = sum(F.relu(self.margin - r).mean() for r in real_sets) / len(real_sets)
+        fake = sum(F.relu(self.margin + f).mean() for f in fake_sets) / len(fake_sets)
+        return real + fake
+
     def discriminator(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor):
         """L_D of eq. (5.5); stats real, fake."""
         real_logits, fake_logits = D(real), D(fake.detach())

