@@ -68,6 +68,8 @@ def test_move_bench_ladder_smoke(tmp_path, capsys):
     assert keys[-4:] == ["oracle_inpainter_iou", "other_features_iou", "supervised_iou", "other_supervised_iou"]
     assert "oracle inpainter (true background; diagnostic)" in out and "EfficientNet-Lite0" in out
     assert (tmp_path / "runs" / "move-oracle").is_dir() and (tmp_path / "runs" / "move-efficientnet").is_dir()
+    assert (tmp_path / "runs" / "ladder.png").stat().st_size > 0
+    assert "oracle inpainter" in (tmp_path / "runs" / "ladder.txt").read_text()
 
 
 def test_supervised_head_learns_true_masks():

@@ -117,12 +117,16 @@ def run_ladder(args: argparse.Namespace, move, *, move_argv: list[str], test) ->
     """The extra rows of ``--ladder`` (see :mod:`workbench.bench.move_ladder`), keyed by their RESULT name."""
     from workbench.bench.move_ladder import ladder_runs, train_supervised
 
+    from workbench.bench.move_ladder import save_ladder_picture
+
     out: dict[str, dict] = {}
     steps = args.supervised_steps if args.supervised_steps is not None else move.config.steps
     runs = {}
+    pictures = {"MOVE": move}
     for (name, extra, folder), key in zip(ladder_runs(move.config.features), ("oracle_inpainter_iou", "other_features_iou")):
         runs[key] = train_run("move", [*move_argv, *extra, "--out", str(args.runs / folder)])
         out[key] = row(name, score(runs[key], test))
+        pictures[name] = runs[key]
     for method, label, key in ((move, move.config.features, "supervised_iou"),
                                (runs["other_features_iou"], runs["other_features_iou"].config.features,
                                 "other_supervised_iou")):
@@ -130,6 +134,8 @@ def run_ladder(args: argparse.Namespace, move, *, move_argv: list[str], test) ->
                                 seed=args.seed)
         out[key] = row(f"ladder 5: supervised upper bound, {label} features (true masks; diagnostic)",
                        score(head, test))
+        pictures[out[key]["method"]] = head
+    save_ladder_picture(args.runs / "ladder.png", pictures, test)  # masks of every rung on the first test scenes
     return out
 
 

@@ -108,3 +108,39 @@ def train_supervised(move, *, dataset: str, steps: int, batch_size: int, seed: i
     supervised = SupervisedHead(move, seed=seed)
     supervised.fit(data, steps=steps, batch_size=batch_size, seed=seed)
     return supervised.eval()
+
+
+# pictures
+
+
+@torch.no_grad()
+def ladder_picture(rows: dict[str, object], dataset, *, n: int = 8):
+    """The masks of each method in ``rows`` (name -> object with ``predict``) on the first ``n`` scenes of ``dataset``.
+
+    Returns (picture uint8 (R·S + gaps, n·S + gaps, 3), row names): the images, the true masks, then one row per method.
+    """
+    import numpy as np
+
+    from workbench.methods.base import tile_rows
+
+    items = [dataset[i] for i in range(min(n, len(dataset)))]
+    x = torch.stack([item["image"] for item in items])  # (N, 3, S, S)
+    grid = [x, torch.stack([item["mask"] for item in items]).expand(-1, 3, -1, -1)]
+    for method in rows.values():
+        grid.append(method.predict(x).cpu().expand(-1, 3, -1, -1))  # (N, 3, S, S) soft masks
+    picture = tile_rows(grid)[0].clamp(0, 1).permute(1, 2, 0).numpy()  # (H', W', 3)
+    return (np.round(picture * 255)).astype(np.uint8), ["image", "true mask", *rows]
+
+
+def save_ladder_picture(path: str | Path, rows: dict[str, object], dataset, *, n: int = 8, scale: int = 2) -> Path:
+    """Write :func:`ladder_picture` as a PNG (nearest-neighbour enlarged ``scale``x), with its row names in a .txt."""
+    import cv2
+
+    picture, names = ladder_picture(rows, dataset, n=n)
+    picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    path.with_suffix(".txt").write_text("rows, top to bottom: " + "; ".join(names) + "\n")
+    return path
