@@ -2,18 +2,22 @@
 
 ``python -m workbench app --host 127.0.0.1 --port 7860`` calls :func:`launch`. The app binds to
 localhost unless told otherwise, limits uploads to :data:`MAX_FILE_SIZE`, sends no analytics,
-creates no share link and loads no web fonts.
+creates no share link (and prints no hint about one) and loads no web fonts. A ``gr.Error`` raised
+by a callback is an ordinary user mistake that the page explains; it prints no traceback in the
+console (:func:`quiet_user_errors`); any other exception still does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from typing import Any, Callable
 
 import gradio as gr
 
 from apps.tabs import load_tabs
 
-__all__ = ["MAX_FILE_SIZE", "build_app", "launch", "theme"]
+__all__ = ["MAX_FILE_SIZE", "build_app", "launch", "quiet_user_errors", "theme"]
 
 MAX_FILE_SIZE = "20mb"  # largest accepted upload
 
@@ -37,6 +41,32 @@ def theme() -> gr.themes.Base:
     )
 
 
+def _quiet(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as error:  # shown on the page; no console traceback for a user's mistake
+            error.print_exception = False
+            raise
+
+    call.quiet_user_errors = True
+    return call
+
+
+def quiet_user_errors(demo: gr.Blocks) -> gr.Blocks:
+    """Make every plain (not async, not generator) callback of ``demo`` raise its ``gr.Error`` without
+    a console traceback. Returns ``demo``."""
+    fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
+    for block_fn in fns:
+        fn = block_fn.fn
+        if (fn is None or getattr(fn, "quiet_user_errors", False) or inspect.iscoroutinefunction(fn)
+                or inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
+            continue
+        block_fn.fn = _quiet(fn)
+    return demo
+
+
 def build_app() -> gr.Blocks:
     """Build the app with every tab of :data:`apps.tabs.TAB_MODULES`, in order."""
     with gr.Blocks(title="Movability Workbench", analytics_enabled=False) as demo:
@@ -45,7 +75,7 @@ def build_app() -> gr.Blocks:
             for tab in load_tabs():
                 with gr.Tab(tab.TITLE):
                     tab.build()
-    return demo
+    return quiet_user_errors(demo)
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, **kw: Any) -> gr.Blocks:
@@ -61,7 +91,15 @@ def launch(host: str = "127.0.0.1", port: int = 7860, **kw: Any) -> gr.Blocks:
     kw.setdefault("ssr_mode", False)
     kw.setdefault("theme", theme())
     kw.setdefault("css", CSS)
+    quiet = kw.pop("quiet", False)
+    block = not kw.pop("prevent_thread_lock", False)
     demo = build_app()
     demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=port, share=False, **kw)
+    # quiet: Gradio's own lines include a share-link hint; ours says where the app is
+    demo.launch(server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True, **kw)
+    if not quiet:
+        print(f"Movability Workbench running on {demo.local_url} (this machine only unless --host says otherwise; "
+              "Ctrl+C stops it)", flush=True)
+    if block:
+        demo.block_thread()
     return demo

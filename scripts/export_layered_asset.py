@@ -5,7 +5,7 @@
         --trained-with "python -m workbench bench layered --preset small --setting c ..."
 
 1. writes the weights-only checkpoints ``OUT/gan`` and ``OUT/post``
-   (:func:`workbench.train.move_assets.export_weights_only`: config, step, modules and EMA; no
+   (:func:`workbench.methods.move_assets.export_weights_only`: config, step, modules and EMA; no
    optimizer or RNG state: they load, they do not resume). The post-trained U-Net's config names
    ``OUT/gan`` as its ``generator``, relative to the working directory when ``OUT`` lies inside it
    (the Triplet browser also looks for it relative to the folders above ``OUT/post``);
@@ -38,7 +38,7 @@ from apps.tabs.triplet_browser import figure_grid, load_segmenter  # noqa: E402
 from workbench.data import build_dataset, require_masks  # noqa: E402
 from workbench.eval.segmenter import evaluate_segmenter  # noqa: E402
 from workbench.train.checkpoint import find_checkpoint, load_method, read_checkpoint  # noqa: E402
-from workbench.train.move_assets import export_weights_only  # noqa: E402
+from workbench.methods.move_assets import export_weights_only  # noqa: E402
 
 SEEDS = 8  # columns of OUT/triplets.png
 SCORES = (("iou", "IoU"), ("accuracy", "pixel accuracy"), ("max_f_beta", "max F_β (β² = 0.3)"))  # README columns

@@ -2,7 +2,7 @@
 
     python scripts/export_move_asset.py --mae-run runs/mae-small --move-run runs/move-small --out assets/move-small
 
-1. writes the self-contained bundle (:func:`workbench.train.move_assets.export_move_bundle`:
+1. writes the self-contained bundle (:func:`workbench.methods.move_assets.export_move_bundle`:
    weights only, the MAE in float16);
 2. loads the *bundle* back and scores it on the held-out test split of the synthetic scenes, as
    ``python -m workbench bench move`` does (IoU, accuracy, max-Fβ, CorLoc at MOVE's size), and
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from workbench.bench.move import score  # noqa: E402
 from workbench.data import build_dataset  # noqa: E402
 from workbench.data.synthetic import render_scene  # noqa: E402
-from workbench.train.move_assets import export_move_bundle, load_move  # noqa: E402
+from workbench.methods.move_assets import export_move_bundle, load_move  # noqa: E402
 from workbench.methods.move_explore import predict_mask  # noqa: E402
 
 

@@ -3,7 +3,7 @@
     python scripts/export_perturbgan_asset.py --run runs/perturbgan-small --oracle runs/oracle-small \
         --out assets/perturbgan-small
 
-1. writes the weights-only checkpoint (:func:`workbench.train.move_assets.export_weights_only`:
+1. writes the weights-only checkpoint (:func:`workbench.methods.move_assets.export_weights_only`:
    config, step, modules and EMA; no optimizer or RNG state: it loads, it does not resume);
 2. loads the *copy* back and scores it as ``python -m workbench bench perturbgan`` does: the
    generated-mask IoU against the oracle on 1,000 composites (table 3.1);
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from apps.tabs.triplet_browser import figure_grid  # noqa: E402
 from workbench.eval.perturbgan import generated_mask_scores  # noqa: E402
 from workbench.train.checkpoint import find_checkpoint, load_method  # noqa: E402
-from workbench.train.move_assets import export_weights_only  # noqa: E402
+from workbench.methods.move_assets import export_weights_only  # noqa: E402
 
 
 def main() -> None:

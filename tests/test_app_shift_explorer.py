@@ -17,7 +17,7 @@ import torch
 from apps.tabs import TAB_MODULES, load_tabs
 from apps.tabs import shift_explorer as se
 from workbench.data.synthetic import overlay, render_layers
-from workbench.train.move_assets import SHIPPED_MOVE
+from workbench.methods.move_assets import SHIPPED_MOVE
 from workbench.ops.shift_scene import shift_layers
 
 INDEX, DY, DX, K = 6, 4, 10, 3
@@ -215,9 +215,38 @@ def test_a_missing_move_checkpoint_is_explained(tmp_path, monkeypatch):
     assert "Shift error" in summary
 
 
-def test_ground_truth_needs_a_synthetic_scene():
-    with pytest.raises(gr.Error, match="ground-truth"):
-        _explore(source="Sample photo", photo="coffee", mask_source="Ground truth")
+def test_ground_truth_on_a_photo_falls_back_to_grabcut():
+    *views, summary = _explore(source="Sample photo", photo="coffee", mask_source="Ground truth")
+    *grabcut_views, _ = _explore(source="Sample photo", photo="coffee", mask_source="GrabCut")
+    assert "the mask is GrabCut's" in summary and "Error" not in summary
+    assert all(np.array_equal(a, b) for a, b in zip(views, grabcut_views))
+    background, composite, plot, move_summary = _move(source="Sample photo", photo="coffee",
+                                                      mask_source="Ground truth")
+    assert composite.shape == (se.MAX_SIDE, se.MAX_SIDE, 3) and "**D(x̂_δ) = " in move_summary
+    assert se.mask_for_image("Sample photo", "Ground truth")["value"] == "GrabCut"  # the radio follows
+    assert se.mask_for_image("Synthetic scene", "Ground truth") is not None
+
+
+def test_the_move_panel_states_its_held_out_scores():
+    *_, summary = _move()
+    first = summary.split("\n\n")[0]
+    assert "held-out" in first and "GrabCut 0.705" in first and "does not segment" in first  # the shipped one
+    assert se.move_segments() is False
+
+
+def test_the_error_map_separates_right_and_wrong_masks():
+    exact, caption = se.error_view(**{**se.DEFAULTS, "index": INDEX, "dy": DY, "dx": DX, "k": K})
+    eroded, eroded_caption = se.error_view(**{**se.DEFAULTS, "index": INDEX, "dy": DY, "dx": DX, "k": K,
+                                              "perturb": "erode"})
+    blue = np.all(exact == np.array([140, 166, 217]), axis=2)  # not compared
+    assert exact[~blue].max() == 0 and "**0.0000**" in caption
+    assert eroded[~blue].max() > 100 and "**0.0000**" not in eroded_caption
+    picture, note = se.error_view(**{**se.DEFAULTS, "source": "Sample photo", "mask_source": "GrabCut"})
+    assert picture is None and "only synthetic scenes" in note
+
+
+def test_the_score_plot_legend_rounds_the_shift():
+    assert se._px(2.671875) == "2.7" and se._px(4.0) == "4" and se._px(-3.25) == "-3.2"
 
 
 def test_sample_photo_with_grabcut():
@@ -262,8 +291,10 @@ def test_a_mask_eroded_away_is_reported():
 
 
 def test_missing_upload_and_missing_strokes_give_clear_messages():
+    assert _explore(source="Upload", upload=None, mask_source="GrabCut") == (None,) * 5 + (se.UPLOAD_FIRST,)
+    assert _move(source="Upload", upload=None) == (None, None, None, se.UPLOAD_FIRST)  # no stale MOVE pictures
     with pytest.raises(gr.Error, match="Upload an image first"):
-        _explore(source="Upload", upload=None, mask_source="GrabCut")
+        se.load_source("Upload", "benchmark", 0, "coffee", None)
     with pytest.raises(gr.Error, match="Paint over the object"):
         _explore(mask_source="Brush", brush=None)
     empty = se.editor_value("Synthetic scene", "benchmark", INDEX, "coffee", None)

@@ -9,6 +9,7 @@ rows are checked against :meth:`LayeredGAN.segment` and :meth:`PostSegmenter.pre
 
 from __future__ import annotations
 
+import os
 import socket
 
 import gradio as gr
@@ -24,12 +25,21 @@ from workbench.train.trainer import Trainer
 
 from train_helpers import smoke_perturbgan_run
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread", "tmp_runs_readable")  # tests/conftest.py, below
 RESOLUTION = PRESETS["smoke"].resolution  # 16 px
 SCALE = tb.CELL // RESOLUTION  # 8: each model pixel is an 8 x 8 block
 SIDE = SCALE * RESOLUTION  # 128 px per picture
 
 # helpers
+
+
+@pytest.fixture
+def tmp_runs_readable(tmp_path_factory, monkeypatch):
+    """The app reads checkpoints only inside its allowed folders (apps.safety): here the test's temporary
+    folders, plus the repository's assets for the shipped checkpoints."""
+    from apps.safety import ROOT, ROOTS_ENV
+
+    monkeypatch.setenv(ROOTS_ENV, os.pathsep.join([str(tmp_path_factory.getbasetemp()), str(ROOT / "assets")]))
 
 
 @pytest.fixture(scope="module")
@@ -459,3 +469,13 @@ def test_the_shipped_layered_checkpoints_load_together():
     side = max(1, tb.CELL // gan.config.resolution) * gan.config.resolution
     assert image.shape[0] == tb.HEADER + rows * side + 4 * tb.PAD + (rows - 5) * tb.CAPTION
     assert "(the shipped layered GAN's own)" in summary
+
+
+@pytest.mark.skipif(not (tb.SHIPPED_LAYERED.exists() and tb.SHIPPED_PERTURBGAN.exists()), reason="no shipped models")
+def test_the_shipped_models_state_their_held_out_scores_and_what_the_iou_is_against():
+    _, layered = tb.browse(tb.SHIPPED_LAYERED_CHOICE, "", 0, 2, 1.0, 0, 0, 1.0, "")
+    assert "not scores against a ground truth" in layered
+    assert "**Held-out, joint S: IoU 0.275** on 300 held-out" in layered and "GrabCut 0.614" in layered
+    assert "**Held-out, post-trained U-Net: IoU 0.372**" in layered
+    _, perturbgan = tb.browse(tb.SHIPPED, "", 0, 2, 1.0, 0, 0, 1.0, "")
+    assert "oracle U-Net" in perturbgan and "IoU 0.672" in perturbgan

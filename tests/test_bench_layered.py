@@ -18,7 +18,8 @@ from workbench.nets.unet_discriminator import parameter_count
 from workbench.train import load_method
 
 KEYS = ("setting", "joint_iou", "post_iou", "post_acc", "post_maxfb", "fid_kind", "fid", "best_baseline",
-        "best_baseline_iou", "g_params", "minutes")
+        "best_baseline_iou", "g_params", "minutes", "grabcut_iou", "mask_area", "true_area", "bg_object_area", "bg_floor",
+        "mask_diversity", "true_mask_diversity", "centroid_corr")
 
 # helpers
 
@@ -51,7 +52,8 @@ def benches(tmp_path_factory):
         patch.setenv("TORCH_HOME", str(root / "torch-home"))
         for setting in SETTINGS:
             folder = root / setting
-            results[setting] = (*run_bench(folder, "--setting", setting), folder)
+            ablation = [] if setting == "d" else ["--no-ablation"]  # one setting also trains its no-shift GAN
+            results[setting] = (*run_bench(folder, "--setting", setting, *ablation), folder)
     torch.set_num_threads(threads)  # the benchmark's --threads 1 must not slow the tests after these
     return results
 
@@ -62,7 +64,8 @@ def check_figures(pairs: dict, setting: str) -> None:
         assert 0 <= float(pairs["joint_iou"]) <= 1
     else:
         assert pairs["joint_iou"] == "-"  # setting (d) has no joint segmenter
-    for key in ("post_iou", "post_acc", "post_maxfb", "best_baseline_iou"):
+    for key in ("post_iou", "post_acc", "post_maxfb", "best_baseline_iou", "grabcut_iou", "mask_area", "true_area",
+                "bg_object_area", "bg_floor", "mask_diversity", "true_mask_diversity"):
         assert 0 <= float(pairs[key]) <= 1, key
     assert pairs["fid_kind"] == "mae-mean:assets/move-small/mae"
     assert math.isfinite(float(pairs["fid"])) and float(pairs["fid"]) >= 0
@@ -95,18 +98,29 @@ def test_layered_bench_smoke(benches, setting):
     assert post_row["value"] == pytest.approx(saved["metrics"]["post_iou"])
 
 
+def test_layered_bench_trains_the_no_shift_ablation_with_the_same_figures(benches):
+    out, pairs, folder = benches["d"]
+    assert json.loads((folder / "runs" / "no-shift" / "config.json").read_text())["config"]["max_shift"] == 0.0
+    for key in ("gen_mask_iou", "detected", "bg_object_area", "mask_diversity", "centroid_corr", "mask_area"):
+        assert f"noshift_{key}" in pairs, key
+    assert "no-shift ablation: gen_mask_iou" in out and "separation: " in out
+    assert "noshift_gen_mask_iou" not in benches["c"][1]  # --no-ablation skips it
+    assert float(pairs["grabcut_iou"]) <= float(pairs["best_baseline_iou"])
+
+
 def test_the_conditional_generator_has_half_the_parameters(benches):
     """Section 4.2: one conditional generator halves chapter 3's two generators (the bench's note)."""
     out, pairs, _ = benches["d"]
     note = next(line for line in out.splitlines() if line.startswith("note: parameters"))
-    assert f"conditional generator {int(pairs['g_params']):,}" in note
+    assert f"conditional stylegan2 generator {int(pairs['g_params']):,}" in note
     ratio = float(note.split("(")[1].split("×")[0])
     assert 0.45 < ratio < 0.55
 
 
 def test_layered_bench_scores_a_trained_run(benches, tmp_path):
     trained = benches["c"][2] / "runs" / "gan"
-    _, pairs = run_bench(tmp_path, "--gan", str(trained), "--setting", "a", "--post-steps", "2")
+    _, pairs = run_bench(tmp_path, "--gan", str(trained), "--setting", "a", "--post-steps", "2",
+                         "--oracle", str(benches["c"][2] / "runs" / "oracle"))
     check_figures(pairs, "c")  # the run's own setting, not --setting
     assert not (tmp_path / "runs" / "gan").exists()
     assert (tmp_path / "runs" / "post" / "checkpoints" / "step-0000002").is_dir()

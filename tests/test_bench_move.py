@@ -12,14 +12,16 @@ def test_move_speed_smoke(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     line = result_line(capsys)
     assert line.startswith("RESULT move-speed ") and "shared_speedup=" in line and "approx_speedup=" in line
+    assert "disc_arch=official" in line  # the official projected discriminator, whatever the preset
     assert (tmp_path / "move-speed.json").exists()
 
 
 def test_move_speed_extra_paths(tmp_path, capsys):
     assert main(["bench", "move-speed", "--preset", "smoke", "--repeats", "1", "--warmup", "0", "--extra",
-                 "channels-last", "--out", str(tmp_path)]) == 0
+                 "channels-last", "--disc-arch", "preset", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "shared + channels-last head" in out and "channels_last_speedup=" in out.strip().splitlines()[-1]
+    assert "disc_arch=workbench" in out.strip().splitlines()[-1]  # the smoke preset's own discriminator
     assert main(["bench", "move-speed", "--preset", "smoke", "--extra", "bf16", "--out", str(tmp_path)]) == 2
     assert "needs a CUDA device" in capsys.readouterr().err
 

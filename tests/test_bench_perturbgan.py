@@ -12,7 +12,9 @@ import torch
 from workbench.cli import main
 from workbench.train import load_method
 
-KEYS = ("gen_mask_iou", "full_mask_ref_iou", "encoder_iou", "grabcut_iou", "fid_kind", "fid", "minutes")
+KEYS = ("gen_mask_iou", "full_mask_ref_iou", "encoder_iou", "grabcut_iou", "fid_kind", "fid", "minutes", "detected",
+        "bg_object_area", "bg_floor", "mask_diversity", "true_mask_diversity", "centroid_corr", "mask_area", "true_area")
+SEPARATION = ("bg_object_area", "bg_floor", "mask_diversity", "true_mask_diversity", "mask_area", "true_area")
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +46,11 @@ def check_figures(pairs: dict) -> None:
     for key in ("gen_mask_iou", "full_mask_ref_iou"):  # nan when the smoke oracle detects nothing
         value = float(pairs[key])
         assert math.isnan(value) or 0 <= value <= 1, key
-    assert 0 <= int(pairs["detected"]) <= 16  # N_GENERATED["smoke"] composites
-    assert math.isnan(float(pairs["gen_mask_iou"])) == (int(pairs["detected"]) == 0)
+    assert 0 <= float(pairs["detected"]) <= 1  # a fraction of N_GENERATED["smoke"] = 16 composites
+    assert math.isnan(float(pairs["gen_mask_iou"])) == (float(pairs["detected"]) == 0)
+    for key in SEPARATION:
+        assert 0 <= float(pairs[key]) <= 1, key
+    assert -1 <= float(pairs["centroid_corr"]) <= 1
     assert math.isfinite(float(pairs["fid"])) and float(pairs["fid"]) >= 0
     assert float(pairs["minutes"]) > 0
 
@@ -59,8 +64,11 @@ def test_perturbgan_bench_smoke(tmp_path, capsys):
     check_figures(pairs)
     assert pairs["fid_kind"] == "mae-mean:assets/move-small/mae" and pairs["ablation"] == "default"
     assert "not Inception" in out and "FID (MAE features)" in out
-    for name in ("oracle", "gan", "encoder"):
+    for name in ("oracle", "gan", "encoder", "no-shift"):  # the no-shift GAN is trained beside the default
         assert any((tmp_path / "runs" / name / "checkpoints").glob("step-*")), name
+    assert json.loads((tmp_path / "runs" / "no-shift" / "config.json").read_text())["config"]["max_shift"] == 0.0
+    assert 0 <= float(pairs["noshift_detected"]) <= 1 and "noshift_gen_mask_iou" in pairs
+    assert "separation: gen_mask_iou >= 0.6" in out
     assert gan_config(tmp_path)["max_shift"] == 0.125
     saved = json.loads((tmp_path / "out" / "perturbgan.json").read_text())
     assert saved["metrics"]["fid_kind"] == pairs["fid_kind"]
@@ -76,10 +84,11 @@ def test_perturbgan_bench_no_shift_ablation(tmp_path, capsys):
     config = gan_config(tmp_path)
     assert config["max_shift"] == 0.0 and config["steps"] == 2
     assert (tmp_path / "runs" / "gan" / "checkpoints" / "step-0000002").is_dir()
+    assert not (tmp_path / "runs" / "no-shift").exists() and "noshift_gen_mask_iou" not in pairs
 
 
 def test_perturbgan_bench_scores_a_trained_run_with_chunked_encoders(tmp_path, capsys):
-    run_bench(tmp_path / "first", capsys, "--steps", "2")  # a GAN and an oracle to reuse
+    run_bench(tmp_path / "first", capsys, "--steps", "2", "--no-ablation")  # a GAN and an oracle to reuse
     first = tmp_path / "first" / "runs"
     out, pairs = run_bench(tmp_path, capsys, "--gan", str(first / "gan"), "--oracle", str(first / "oracle"), "--chunks")
     check_figures(pairs)

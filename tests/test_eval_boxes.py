@@ -184,3 +184,12 @@ def test_evaluate_folders_with_voc_boxes(box_folders, tmp_path):
         evaluate_folders(box_folders["pred"], gt_boxes=box_folders["ann"], progress=False)
     with pytest.raises(ValueError, match="--gt"):
         evaluate_folders(box_folders["pred"], progress=False)
+
+
+def test_draw_boxes_outlines_inside_the_box_and_leaves_the_input_alone():
+    image = np.zeros((20, 30, 3), np.float32)
+    out = B.draw_boxes(image, np.array([[5, 4, 15, 10]]), colour=(1.0, 0.0, 0.0), thickness=1)
+    assert image.max() == 0  # a copy
+    outline = out[..., 0] > 0
+    assert outline[4, 5:15].all() and outline[9, 5:15].all() and outline[4:10, 5].all() and outline[4:10, 14].all()
+    assert not outline[5:9, 6:14].any() and outline.sum() == 2 * 10 + 2 * 4 and out[..., 1:].max() == 0

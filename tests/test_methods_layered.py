@@ -4,6 +4,7 @@ discriminator, eqs. 4.5-4.10; lazy R1; CutMix) and the post-trained segmenter ``
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -121,7 +122,9 @@ def test_networks_of_each_setting(setting):
     d = method.discriminator
     assert isinstance(d, UNetDiscriminator) and (d.realism, d.segmenter) == (s.realism, s.segmenter)
     assert (d.decoder is None) == (setting == "d")
-    standard = parameter_count(StyleDiscriminator(resolution=R, width=SMOKE.width, max_width=SMOKE.max_width))
+    assert d.architecture == "resnet"  # StyleGAN2's residual discriminator (issue 16)
+    standard = parameter_count(StyleDiscriminator(resolution=R, width=SMOKE.width, max_width=SMOKE.max_width,
+                                                  architecture="resnet"))
     ratio = parameter_count(d) / standard
     if s.matched:  # (a), (b): about the standard discriminator's size (section 4.2)
         assert abs(ratio - 1) < 0.1, ratio
@@ -357,3 +360,41 @@ def test_post_segmenter_needs_a_layered_generator(runs, tmp_path):
     train(post, tmp_path)
     with pytest.raises(CheckpointError, match="layered"):  # a layered-post run is not a generator
         PostSegmenter(replace(POST_PRESETS["smoke"], generator=str(tmp_path)))
+
+
+def test_real_images_are_centre_cropped_not_squashed(tmp_path):
+    """Section 4.2: the centre square of a real image, resized to 1.125·R (issue 16: they were squashed)."""
+    from dataclasses import replace as replace_config
+
+    from PIL import Image
+
+    from workbench.methods.layered import PRESETS as LAYERED_PRESETS
+    from workbench.methods.layered import LayeredGAN as Layered
+
+    pixels = np.zeros((30, 90, 3), np.uint8)
+    pixels[:, :30, 0] = pixels[:, 30:60, 1] = pixels[:, 60:, 2] = 255  # red | green | blue thirds
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "photos" / "wide.png")
+    config = replace_config(LAYERED_PRESETS["smoke"], dataset=f"folder:{tmp_path / 'photos'}")
+    gan = Layered(config, device="cpu")
+    image = gan.build_dataset()[0]["image"]  # (3, S, S) in [0, 1]
+    assert image.shape[-1] == gan.test_side == round(1.125 * config.resolution)
+    assert image[1].mean() > 0.95 and image[0].mean() < 0.05 and image[2].mean() < 0.05  # the green centre only
+
+
+def test_r1_reading_switch_halves_the_penalty():
+    from dataclasses import replace as replace_config
+
+    from workbench.methods.layered import PRESETS as LAYERED_PRESETS
+    from workbench.methods.layered import LayeredGAN as Layered
+
+    real = torch.rand(2, 3, 16, 16) * 2 - 1
+    values = {}
+    for reading in ("thesis", "stylegan2"):
+        torch.manual_seed(0)
+        gan = Layered(replace_config(LAYERED_PRESETS["smoke"], r1_reading=reading), device="cpu")
+        x = real.clone().requires_grad_(True)
+        values[reading] = gan.r1_penalty(x, gan.discriminator(x), {})
+    torch.testing.assert_close(values["stylegan2"], 0.5 * values["thesis"])
+    with pytest.raises(ValueError):
+        replace_config(LAYERED_PRESETS["smoke"], r1_reading="other")

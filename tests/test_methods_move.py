@@ -101,7 +101,9 @@ def test_approximate_shifted_autoencoding_shifts_the_autoencoding():
     m = make(shift_autoencoding="approx")
     x, offset = images(), torch.tensor([[4, 0], [0, -4]])
     out = m.compose(x, torch.rand(2, 1, 32, 32), offset)
-    assert torch.allclose(out["shifted_source"], translate(out["autoencoded"], offset))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    assert torch.allclose(out["shifted_source"], translate(out["autoencoded"], offset, fill=mean.flatten()))
+    assert torch.equal(out["shifted_source"][0, :, :4], mean[0].expand(3, 4, 32))  # the strip: the mean colour
     exact = make().compose(x, out["mask"], offset)["shifted_source"]
     assert not torch.allclose(exact, out["shifted_source"], atol=1e-3)  # an approximation, not exact
 
@@ -110,7 +112,10 @@ def test_mse_and_nondiff_inpainters():
     x, offset = images(), torch.tensor([[0, 8], [0, 0]])
     mask = square_mask()
     out = make(inpainter="mse").compose(x, mask, offset)
-    assert torch.equal(out["autoencoded"], x) and torch.equal(out["shifted_source"], translate(x, offset))
+    assert torch.equal(out["autoencoded"], x) and torch.equal(out["shifted_source"], translate(x, offset, fill=(
+        0.485, 0.456, 0.406)))
+    black = make(inpainter="mse", shift_fill="black").compose(x, mask, offset)
+    assert torch.equal(black["shifted_source"], translate(x, offset))  # the workbench's former black strip
     assert torch.equal(out["background"][:, :, 24:, :], x[:, :, 24:, :])  # real pixels outside m̂
     assert not torch.allclose(out["background"][:, :, 8:16, 8:16], x[:, :, 8:16, 8:16])
     soft = 0.3 + 0.4 * torch.rand(2, 1, 32, 32)  # every tile's max in (0.3, 0.7)

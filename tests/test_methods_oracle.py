@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 import torch
 
+from workbench.eval.oracle import evaluate_oracle, load_or_train_oracle
 from workbench.methods import METHODS
-from workbench.methods.oracle import OracleConfig, OracleUNet, evaluate_oracle, load_or_train_oracle
+from workbench.methods.oracle import OracleConfig, OracleUNet
 from workbench.ops.mask_losses import dice_loss, mask_iou
 from workbench.train.checkpoint import load_method
 from workbench.train.device import seed_everything

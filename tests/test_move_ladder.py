@@ -7,7 +7,6 @@ import torch
 
 from workbench.data.synthetic import SyntheticScenes, render_layers
 from workbench.methods.move import PRESETS, MOVE
-from workbench.ops import translate
 
 SMOKE = dataclasses.replace(PRESETS["smoke"], dataset="synthetic:movable")
 
@@ -44,7 +43,7 @@ def test_oracle_inpainter_pastes_the_true_background_inside_the_inpainting_mask(
     assert up[0].sum() > up[1].sum()  # the shifted copy widens m̂ of the first image
     inside = up.expand(-1, 3, -1, -1)
     assert torch.equal(out["background"][inside], truth[inside]) and torch.equal(out["background"][~inside], x[~inside])
-    assert torch.equal(out["autoencoded"], x) and torch.equal(out["shifted_source"], translate(x, offset))
+    assert torch.equal(out["autoencoded"], x) and torch.equal(out["shifted_source"], model.shift(x, offset))
     (grad,) = torch.autograd.grad(out["shifted"].sum(), mask)
     assert grad.abs().sum() > 0
     with pytest.raises(ValueError, match="true background"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench.ops.classical import dilate_mask, disc, erode_mask, inpaint_telea, perturb_mask
-from workbench.ops.shift_scene import shift_error, shift_layers, shift_scene
+from workbench.ops.shift_scene import shift_error, shift_error_map, shift_layers, shift_scene
 
 # helpers
 
@@ -172,6 +172,16 @@ def test_shift_error_is_zero_for_the_exact_mask_only():
     assert errors["exact"] == 0.0
     assert errors["dilate"] > 0.05  # a ring of noise dragged onto other noise
     assert errors["erode"] > 0.05  # a red rim missing from the moved square
+
+
+def test_the_error_map_separates_right_and_wrong_masks_where_the_difference_does_not():
+    image, mask = _textured_scene()
+    exact, eroded = (shift_scene(image, perturb_mask(mask, mode=mode, k=3), dy=3, dx=6) for mode in ("exact", "erode"))
+    exact_map, region = shift_error_map(exact, mask)
+    eroded_map, _ = shift_error_map(eroded, mask)
+    assert exact_map.shape == mask.shape and exact_map.max() == 0.0 and region.any()
+    assert eroded_map.max() > 0.3 and np.isclose(eroded_map[region].mean(), shift_error(eroded, mask))
+    assert exact.difference.max() > 0.3 and eroded.difference.max() > 0.3  # |x̂_δ − x̂_0| is large for both
 
 
 def test_shift_scene_rejects_bad_input():

@@ -11,7 +11,7 @@ import torch
 from workbench.methods import METHODS, DCGAN, DCGANConfig
 from workbench.train.config import ConfigError, config_from_dict, config_to_dict, field_help
 from workbench.train.device import DeviceError, mps_available, pick_device, seed_everything
-from workbench.train.ema import ema_copy, ema_update
+from workbench.nets.ema import ema_copy, ema_update
 from workbench.train.launch import build_parser, main, resolve_config
 from workbench.train.sampler import InfiniteBatchSampler
 

@@ -160,7 +160,7 @@ def test_load_pth_and_strict_loading(tmp_path):
         load_pth(tmp_path / "missing.pth")
 
     torch.save({"args": argparse.Namespace(lr=0.1)}, tmp_path / "pickle.pth")  # an object, not weights
-    with pytest.raises(CheckpointError, match="argparse.Namespace.*weights-only") as caught:
+    with pytest.raises(CheckpointError, match="argparse.Namespace.*refused for safety") as caught:
         load_pth(tmp_path / "pickle.pth")
     assert "weights_only` set to `False" not in str(caught.value)  # torch's unsafe advice is not passed on
     (tmp_path / "cut.pth").write_bytes((tmp_path / "plain.pth").read_bytes()[:200])

@@ -18,8 +18,10 @@ __all__ = ["TAB_MODULES", "load_tabs"]
 
 TAB_MODULES = [
     "apps.tabs.shift_explorer",  # chapter 5 principle: shift an object over its inpainted background
+    "apps.tabs.segment",  # run any trained segmenter on a photo: mask, boxes, PNG download
     "apps.tabs.hinge_vs_kdd",  # chapter 6: generator updates of the hinge and KDD losses on 2D clouds
     "apps.tabs.triplet_browser",  # chapters 3-4: figure 3.3 of a PerturbGAN or layered GAN, with its segmenters
+    "apps.tabs.curves",  # any run: the stats.jsonl it logged, as plotly curves
 ]
 
 

@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from apps.safety import finite
 from workbench.losses import KDD
 from workbench.methods import kdd_2d
 
@@ -73,6 +74,7 @@ def clouds(k: int, fake_shape: str, n: int) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def _check(k: float, kernel: str, width: float, lr: float, steps: float, n: float) -> None:
+    finite(number_of_modes=k, kernel_width=width, learning_rate=lr, number_of_steps=steps, points_per_cloud=n)
     if k is None or int(k) != k or not 1 <= k <= 12:
         raise gr.Error(f"The number of modes must be a whole number from 1 to 12, got {k!r}.")
     if kernel not in dict(KERNELS).values():

@@ -4,12 +4,16 @@ Pick an image (a synthetic scene, a sample photo or an upload) and a mask (the g
 GrabCut, MOVE's prediction or a brush), make the mask exact, too large or too small, and shift the
 object with the dx / dy sliders. The tab shows the inpainted background b̂, the shifted composite
 x̂_δ (eq. 5.3), the copy-paste x̃_δ and the difference |x̂_δ − x̂_0|, all computed by
-:func:`workbench.ops.shift_scene.shift_scene` with OpenCV's Telea inpainting.
+:func:`workbench.ops.shift_scene.shift_scene` with OpenCV's Telea inpainting, and, on synthetic
+scenes, the error map of x̂_δ against the truly moved scene
+(:func:`workbench.ops.shift_scene.shift_error_map`): the panel that tells a right mask from a
+wrong one. Photos and uploads have no ground truth: there the mask falls back to GrabCut.
 
 Below, the same mask and shift go through a trained MOVE (chapter 5; the shipped
 ``assets/move-small`` bundle, or ``$WORKBENCH_MOVE_CHECKPOINT``): its MAE inpaints b̂ and builds
 x̂_δ (:meth:`MOVE.compose`), and its discriminator scores the composite, D(x̂_δ), with a plot of
-the score along each slider's axis. An official MAE found in the weights folder can replace the
+the score along each slider's axis, and a line with what that checkpoint scores on held-out
+scenes against the baselines (:func:`workbench.eval.asset_scores.scores_line`). An official MAE found in the weights folder can replace the
 checkpoint's MAE for the pictures. The callbacks only convert between widgets and workbench arrays
 (:mod:`workbench.methods.move_explore`).
 """
@@ -28,17 +32,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from apps.safety import finite
 from workbench.data.images import ImageReadError, read_image
 from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
+from workbench.eval.asset_scores import read_metrics, scores_line, segments
 from workbench.eval.baselines import grabcut
 from workbench.methods import move_explore as mx
-from workbench.train.move_assets import SHIPPED_MOVE, load_move
+from workbench.methods.move_assets import SHIPPED_MOVE, load_move
 from workbench.nets.mae import MAE_FILES, find_weights, weights_dir
 from workbench.ops.classical import perturb_mask
-from workbench.ops.shift_scene import shift_error, shift_scene
+from workbench.ops.shift_scene import shift_error, shift_error_map, shift_scene
 
-__all__ = ["TITLE", "build", "explore", "move_explore", "load_source", "editor_value", "inpainter_choices",
+__all__ = ["TITLE", "build", "explore", "move_explore", "error_view", "mask_for_source", "load_source", "editor_value", "inpainter_choices",
            "SOURCES", "MASK_SOURCES", "OWN_MAE", "OFFICIAL_MAES", "CHECKPOINT_ENV"]
 
 TITLE = "Shift explorer"
@@ -48,6 +54,8 @@ MASK_SOURCES = ("Ground truth", "GrabCut", "MOVE", "Brush")
 PERTURB_CHOICES = [("exact", "exact"), ("dilated by k px (too large)", "dilate"), ("eroded by k px (too small)", "erode")]
 SCENE_SIZE = 128  # synthetic scenes are rendered at this size
 MAX_SIDE = 256  # sample photos are centre-cropped to this size; uploads are shrunk to fit inside it
+ERROR_SCALE = 0.5  # the error map's colour scale: 0 (black) to this mean |x̂_δ − truth| (white)
+UPLOAD_FIRST = "**Upload an image** (PNG, JPEG, ...) to start; the mask will be GrabCut's, or paint one with the Brush."
 MAX_SHIFT = 48  # slider range, pixels
 CURVE_POINTS = 25  # at most this many shifts per score curve (each is an MAE decoding and a D pass)
 CHECKPOINT_ENV = "WORKBENCH_MOVE_CHECKPOINT"  # a MOVE bundle, checkpoint or run folder instead of the shipped one
@@ -146,7 +154,12 @@ def _inpainter(label: str):
                        "weights there, see the README's MOVE section.")
     key = ("official", str(found), arch, size, mode)
     if key not in _METHODS:
-        _remember(_METHODS, key, mx.mae_inpainter(found, arch=arch, size=size, inpainter=mode), size=3)
+        try:
+            inpainter = mx.mae_inpainter(found, arch=arch, size=size, inpainter=mode)
+        except (OSError, ValueError) as error:  # a damaged file, pickled code, another model's weights
+            raise gr.Error(f"The official MAE weights {found.name} cannot be loaded: {error} Replace the file "
+                           f"in {weights_dir()}, or choose “{OWN_MAE}”.") from None
+        _remember(_METHODS, key, inpainter, size=3)
     return _METHODS[key]
 
 
@@ -189,6 +202,7 @@ def _brush_mask(editor: Any, shape: tuple[int, int]) -> np.ndarray | None:
 def load_source(source: str, preset: str, index: float, photo: str, upload: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     """The chosen image, float32 (H, W, 3), and its true mask (synthetic scenes) or None."""
     if source == "Synthetic scene":
+        finite(scene_index=index)
         if preset not in SCENE_PRESETS:
             raise gr.Error(f"Unknown scene preset {preset!r}; choose one of {', '.join(SCENE_PRESETS)}.")
         if index is None or index < 0 or int(index) != index:
@@ -221,7 +235,12 @@ def editor_value(source: str, preset: str, index: float, photo: str, upload: str
 
 def chosen_mask(image: np.ndarray, true_mask: np.ndarray | None, mask_source: str, brush: Any, perturb: str,
                 k: float) -> np.ndarray:
-    """The mask of ``mask_source`` for the image, perturbed (exact, dilated or eroded by k px): bool (H, W)."""
+    """The mask of ``mask_source`` for the image, perturbed (exact, dilated or eroded by k px): bool (H, W).
+
+    "Ground truth" on an image without one (a photo, an upload) gives GrabCut's mask (see
+    :func:`mask_for_source`).
+    """
+    mask_source = mask_for_source(mask_source, has_truth=true_mask is not None)
     if mask_source == "Ground truth":
         if true_mask is None:
             raise gr.Error("Only synthetic scenes have a ground-truth mask. Choose GrabCut, MOVE or Brush for "
@@ -238,6 +257,11 @@ def chosen_mask(image: np.ndarray, true_mask: np.ndarray | None, mask_source: st
     else:
         raise gr.Error(f"Unknown mask source {mask_source!r}; choose one of {', '.join(MASK_SOURCES)}.")
     return perturb_mask(mask, mode=perturb, k=int(k))
+
+
+def mask_for_source(mask_source: str, *, has_truth: bool) -> str:
+    """The mask actually used: GrabCut in place of "Ground truth" where the image has none."""
+    return "GrabCut" if mask_source == "Ground truth" and not has_truth else mask_source
 
 
 def explore(
@@ -259,14 +283,20 @@ def explore(
     Returns uint8 images (mask overlay, background b̂, composite x̂_δ, copy-paste x̃_δ,
     difference |x̂_δ − x̂_0|) and a Markdown summary.
     """
+    finite(k=k, shift_dy=dy, shift_dx=dx, inpainting_radius=radius)
+    if source == "Upload" and not upload:  # not an error: the user has not chosen a file yet
+        return None, None, None, None, None, UPLOAD_FIRST
     image, true_mask = load_source(source, preset, index, photo, upload)
     mask = chosen_mask(image, true_mask, mask_source, brush, perturb, k)
     result = shift_scene(image, mask, dy=int(dy), dx=int(dx), inpaint_radius=int(radius))
 
+    used = mask_for_source(mask_source, has_truth=true_mask is not None)
     lines = [
         f"**Image** {image.shape[1]}×{image.shape[0]} px · **mask** {int(mask.sum())} px "
         f"({100 * mask.mean():.1f}% of the image) · **shift** (dy, dx) = ({int(dy)}, {int(dx)})",
     ]
+    if used != mask_source:
+        lines.append("Photos and uploads have no ground-truth mask: **the mask is GrabCut's** here.")
     if not mask.any():
         lines.append("**The mask is empty** (nothing to move): draw a larger mask, or lower k for an eroded one.")
     if true_mask is not None:
@@ -275,12 +305,45 @@ def explore(
             f"**Shift error** against the truly moved object: **{error:.4f}** "
             "(mean |x̂_δ − truth| where the truth is known; 0 for a correct mask)"
         )
-        if mask_source != "Ground truth":
+        if used != "Ground truth":
             union = (mask | true_mask).sum()
             iou = (mask & true_mask).sum() / union if union else 1.0
             lines.append(f"**IoU** of this mask with the ground truth: {iou:.3f}")
     views = (overlay(image, mask), result.background, result.composite, result.copy_paste, result.difference)
     return (*(_to_uint8(view) for view in views), "\n\n".join(lines))
+
+
+def error_view(
+    source: str,
+    preset: str,
+    index: float,
+    photo: str,
+    upload: str | None,
+    mask_source: str,
+    brush: Any,
+    perturb: str,
+    k: float,
+    dy: float,
+    dx: float,
+    radius: float,
+) -> tuple[np.ndarray | None, str]:
+    """The error map of x̂_δ against the truly moved scene (:func:`shift_error_map`), on synthetic scenes.
+
+    Returns a uint8 (H, W, 3) picture (black: no error, white: a mean error of :data:`ERROR_SCALE`
+    or more; blue: where the truth is unknown or neither mask touches) and a caption; ``None`` and
+    a note for photos and uploads, which have no truth.
+    """
+    if source != "Synthetic scene":
+        return None, "*The error map needs the truly moved scene: only synthetic scenes have one.*"
+    image, true_mask = load_source(source, preset, index, photo, upload)
+    mask = chosen_mask(image, true_mask, mask_source, brush, perturb, k)
+    result = shift_scene(image, mask, dy=int(dy), dx=int(dx), inpaint_radius=int(radius))
+    error, region = shift_error_map(result, true_mask)
+    grey = np.clip(error / ERROR_SCALE, 0.0, 1.0)[..., None].repeat(3, axis=2)  # (H, W, 3)
+    picture = np.where(region[..., None], grey, np.array([0.55, 0.65, 0.85], np.float32))
+    mean = float(error[region].mean()) if region.any() else 0.0
+    return _to_uint8(picture), (f"Error map |x̂_δ − truly moved scene|: mean **{mean:.4f}** "
+                                f"(black 0, white ≥ {ERROR_SCALE:g}; blue: not compared)")
 
 
 _CURVES: OrderedDict[tuple, pd.DataFrame] = OrderedDict()  # a slider move recomputes only the other axis' curve
@@ -297,6 +360,11 @@ def _score_curve(method: Any, image: np.ndarray, mask: np.ndarray, *, axis: str,
     return _CURVES[key]
 
 
+def _px(value: float) -> str:
+    """A shift in image pixels for a legend: at most one decimal (2.67188 -> "2.7", 4.0 -> "4")."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
 def score_plot(curves: pd.DataFrame, *, dy: float, dx: float, scores: dict[str, float],
                trained: tuple[float, float]) -> Figure:
     """D(x̂_δ) against the shift along dx and along dy (image px); dots at the current (snapped) shift
@@ -307,10 +375,15 @@ def score_plot(curves: pd.DataFrame, *, dy: float, dx: float, scores: dict[str, 
     ax.axhline(0, color="0.6", linewidth=0.8)
     for axis, now, colour in (("dx", dx, "tab:blue"), ("dy", dy, "tab:orange")):
         curve = curves[curves["axis"] == axis]
-        held = f"dy = {dy:g}" if axis == "dx" else f"dx = {dx:g}"
+        held = f"dy = {_px(dy)}" if axis == "dx" else f"dx = {_px(dx)}"
         ax.plot(curve["shift"], curve["score"], color=colour, linewidth=1.5, label=f"along {axis} ({held})")
         ax.plot([now], [scores["shifted"]], "o", color=colour, markersize=6)
     ax.axhline(scores["real"], color="tab:green", linestyle=":", linewidth=1.2, label="D of the image itself")
+    values = [*curves["score"], scores["shifted"], scores["real"], 0.0]
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    margin = 0.12 * max(high - low, 0.1)  # every line, the image's own included, clear of the frame
+    ax.set_ylim(low - margin, high + margin)
+    ax.set_title(r"MOVE's discriminator $D(\hat{x}_\delta)$ vs shift", fontsize=9)
     ax.set_xlabel("shift (image pixels)", fontsize=8)
     ax.set_ylabel(r"$D(\hat{x}_\delta)$ (logit)", fontsize=8)
     figure.legend(fontsize=7, loc="outside lower center", ncols=2, frameon=False)
@@ -336,11 +409,19 @@ def move_explore(
 
     Returns uint8 images (the MAE-inpainted background b̂ and the composite x̂_δ, at the image's
     size; from ``inpainter``), a plot of D(x̂_δ) along both sliders' axes (the checkpoint's own
-    composites, the ones D was trained on) and a Markdown summary. Without a usable checkpoint
-    the images and plot are ``None`` and the summary says why.
+    composites, the ones D was trained on) and a Markdown summary, which opens with what the
+    checkpoint scores on held-out scenes against the baselines (:func:`move_scores`). Without a
+    usable checkpoint, or without a usable image or mask, the images and plot are ``None`` and the
+    summary says why (no stale pictures stay on screen).
     """
-    image, true_mask = load_source(source, preset, index, photo, upload)
-    mask = chosen_mask(image, true_mask, mask_source, brush, perturb, k)
+    if source == "Upload" and not upload:
+        return None, None, None, UPLOAD_FIRST
+    try:
+        finite(k=k, shift_dy=dy, shift_dx=dx)
+        image, true_mask = load_source(source, preset, index, photo, upload)
+        mask = chosen_mask(image, true_mask, mask_source, brush, perturb, k)
+    except gr.Error as error:  # explore() shows the problem; clear the MOVE pictures
+        return None, None, None, f"**No MOVE pictures.** {error.message}"
     try:
         method = _move_method()
     except gr.Error as error:
@@ -355,6 +436,7 @@ def move_explore(
     reach = (method.config.max_shift * h, method.config.max_shift * w)  # Δ·side, in image pixels
     mdy, mdx = mx.model_shift(dy, dx, shape=(h, w), size=size)
     lines = [
+        move_scores(),
         f"**D(x̂_δ) = {scores['shifted']:+.3f}** at (dy, dx) = ({int(dy)}, {int(dx)}) px "
         f"(({mdy}, {mdx}) px at MOVE's {size}×{size}) · unshifted composite D(x̂₀) = {scores['composed']:+.3f} · "
         f"copy-paste {scores['copy_paste']:+.3f} · the image itself {scores['real']:+.3f}",
@@ -366,6 +448,23 @@ def move_explore(
     ]
     plot = score_plot(curves, dy=mdy * h / size, dx=mdx * w / size, scores=scores, trained=reach)
     return _to_uint8(views.background), _to_uint8(views.shifted), plot, "\n\n".join(lines)
+
+
+def move_scores() -> str:
+    """What the MOVE in use scores on held-out scenes against the baselines (from its metrics.json)."""
+    return scores_line(move_checkpoint(), kind="segmenter", name="This MOVE checkpoint")
+
+
+def move_segments() -> bool | None:
+    """Whether the MOVE in use segments, by its stored scores (None: not stored)."""
+    return segments(read_metrics(move_checkpoint()))
+
+
+def mask_for_image(source: str, mask_source: str) -> Any:
+    """Switch the Mask radio from "Ground truth" to GrabCut when the image has no ground truth."""
+    if source != "Synthetic scene" and mask_source == "Ground truth":
+        return gr.update(value="GrabCut")
+    return gr.skip()
 
 
 def source_visibility(source: str) -> tuple[Any, Any, Any, Any]:
@@ -397,14 +496,19 @@ def build() -> None:
     succeeds, to :func:`move_explore` (api_name ``move_explorer``)."""
     d = DEFAULTS
     first = explore(**d)
+    first_error = error_view(**d)
     inpainters = inpainter_choices()
     first_move = move_explore(**{key: value for key, value in d.items() if key != "radius"}, inpainter=inpainters[0])
     gr.Markdown(
         "Cut an object out with a mask, fill the hole (OpenCV Telea inpainting, or MOVE's MAE, of the mask and "
-        "its shifted copy), and paste the object back a few pixels away. **A correct mask gives a "
-        "realistic picture; a dilated one drags background texture along, an eroded one leaves a "
-        "ghost of the object's rim in the background and duplicates in the copy-paste.** MOVE's "
-        "discriminator D, trained to spot shifted composites (chapter 5), scores each picture."
+        "its shifted copy), and paste the object back a few pixels away. **A correct mask moves the object "
+        "cleanly; a dilated one drags background texture along, an eroded one leaves the object's rim behind, "
+        "smeared into the inpainted background.** The copy-paste x̃_δ keeps the original object in place, so it "
+        "shows the object twice with every mask, and the difference |x̂_δ − x̂₀| marks where the object left and "
+        "arrived, also with every mask: neither tells a right mask from a wrong one. On synthetic scenes the "
+        "**error map** against the truly moved scene does: black everywhere for the exact mask, bright seams for "
+        "wrong ones. MOVE's discriminator D, trained to spot shifted composites (chapter 5), scores each picture; "
+        "read its scores line below before trusting its mask or its verdicts."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -414,7 +518,10 @@ def build() -> None:
             photo = gr.Dropdown(list(SAMPLE_PHOTOS), value=d["photo"], label="Sample photo", visible=False)
             upload = gr.File(label="Upload an image", type="filepath", visible=False)
             mask_source = gr.Radio(list(MASK_SOURCES), value=d["mask_source"], label="Mask",
-                                   info="MOVE: the mask predicted by the MOVE checkpoint")
+                                   info="MOVE: the mask predicted by the MOVE checkpoint"
+                                   + (" (which does not segment: see its scores)" if move_segments() is False
+                                      else "") + ". Photos and uploads use GrabCut for “Ground truth”.",
+                                   elem_id="shift-mask-source")
             with gr.Accordion("Brush (for the Brush mask)", open=False) as brush_box:
                 brush = gr.ImageEditor(
                     value=editor_value(d["source"], d["preset"], d["index"], d["photo"], d["upload"]),
@@ -451,9 +558,13 @@ def build() -> None:
                 copy = _view(first[3], "Copy-paste x̃_δ", "shift-copy-paste", height=240, scale=2)
                 difference = _view(first[4], "Difference |x̂_δ − x̂_0| (Telea)", "shift-difference", height=240,
                                    scale=2)
-                plot = gr.Plot(first_move[2], label="MOVE's discriminator D(x̂_δ) vs shift",
-                               elem_id="shift-score-plot", format="png", scale=3)
-            move_summary = gr.Markdown(first_move[3], elem_id="shift-move-summary")
+                errors = _view(first_error[0], "Error map vs the truly moved scene (Telea)", "shift-error-map",
+                               height=240, scale=2)
+            error_caption = gr.Markdown(first_error[1], elem_id="shift-error-caption")
+            with gr.Row():
+                plot = gr.Plot(first_move[2], label="MOVE's discriminator D(x̂_δ) vs shift", show_label=False,
+                               elem_id="shift-score-plot", format="png", scale=1)
+                move_summary = gr.Markdown(first_move[3], elem_id="shift-move-summary")
 
     sources = [source, preset, index, photo, upload]
     inputs = [*sources, mask_source, brush, perturb, k, dy, dx, radius]
@@ -462,16 +573,15 @@ def build() -> None:
     move_outputs = [mae_background, mae_composite, plot, move_summary]
     changes = [w.change for w in sources]
     source.change(source_visibility, inputs=source, outputs=[preset, index, photo, upload], api_visibility="private")
+    source.change(mask_for_image, inputs=[source, mask_source], outputs=mask_source, api_visibility="private")
     gr.on(changes, editor_value, inputs=sources, outputs=brush, api_visibility="private")
     mask_source.change(open_brush, inputs=mask_source, outputs=brush_box, api_visibility="private")
-    gr.on(
-        [*changes, mask_source.change, brush.input, perturb.change, k.change, dy.change, dx.change, radius.change],
-        explore,
-        inputs=inputs,
-        outputs=outputs,
-        api_name="shift_explorer",
-        trigger_mode="always_last",
-    ).success(move_explore, inputs=move_inputs, outputs=move_outputs, api_name="move_explorer")
+    triggers = [*changes, mask_source.change, brush.input, perturb.change, k.change, dy.change, dx.change,
+                radius.change]
+    # one event per change (always the last one): Telea pictures, then the error map, then MOVE's pictures
+    gr.on(triggers, explore, inputs=inputs, outputs=outputs, api_name="shift_explorer", trigger_mode="always_last",
+          ).then(error_view, inputs=inputs, outputs=[errors, error_caption], api_name="shift_error_map",
+                 ).then(move_explore, inputs=move_inputs, outputs=move_outputs, api_name="move_explorer")
     inpainter.change(move_explore, inputs=move_inputs, outputs=move_outputs, api_visibility="private",
                      trigger_mode="always_last")
 

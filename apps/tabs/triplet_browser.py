@@ -15,8 +15,11 @@ a U-Net post-trained on the frozen generator (``layered-post``, :meth:`PostSegme
 When a segmenter is loaded (the joint one of a ``layered`` run, and/or a ``layered-post`` run
 entered under "Segmenter path"; the shipped layered GAN brings its own post-trained U-Net,
 ``assets/layered-small/post``), its prediction on the composite is shown as an extra row below
-the generated mask, captioned with each column's IoU (at 0.5) against the mask of the composite
-(m, or m moved with the foreground when shifted: the m_Δ of eq. 4.7).
+the generated mask, captioned with each column's IoU (at 0.5) against the generator's own mask of
+the composite (m, or m moved with the foreground when shifted: the m_Δ of eq. 4.7), which is not a
+ground truth: a segmenter that copies a wrong generator scores high. The summary therefore also
+states what each shown model scores on held-out scenes against the baselines, from the
+``metrics.json`` beside its checkpoint (:func:`workbench.eval.asset_scores.scores_line`).
 
 Every picture comes from :meth:`PerturbGAN.generate` (LayeredGAN inherits it) and every
 prediction from the segmenters' own methods; this module only loads checkpoints
@@ -41,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from apps.safety import OutsideRootsError, finite, readable_folder
+from workbench.eval.asset_scores import scores_line
 from workbench.methods.base import tile_rows
 from workbench.methods.layered import LayeredGAN
 from workbench.methods.layered_post import PostSegmenter
@@ -126,6 +131,7 @@ def shift_limit(method: PerturbGAN) -> int:
 
 
 def _check(seed: float, seeds: float, truncation: float, jitter: float) -> None:
+    finite(seed=seed, number_of_seeds=seeds, truncation_ψ=truncation, background_contrast_factor=jitter)
     if seed is None or int(seed) != seed or not 0 <= seed < 2**63:
         raise gr.Error(f"The seed must be a whole number >= 0, got {seed!r}.")
     if seeds is None or int(seeds) != seeds or not 1 <= seeds <= MAX_SEEDS:
@@ -250,7 +256,10 @@ def checkpoint_path(choice: str, path: str | None) -> Path:
     if not path or not str(path).strip():
         raise CheckpointUnavailable("Enter the path of a PerturbGAN or layered GAN run folder or checkpoint folder "
                                     "(e.g. runs/perturbgan-small or runs/layered-small/checkpoints/step-0003000).")
-    return Path(str(path).strip())
+    try:  # only inside the runs and assets folders (apps.safety), so that serving the app exposes no other files
+        return readable_folder(path, what="The checkpoint")
+    except OutsideRootsError as error:
+        raise CheckpointUnavailable(str(error)) from None
 
 
 def segmenter_path(choice: str, segmenter: str | None) -> Path | None:
@@ -258,7 +267,10 @@ def segmenter_path(choice: str, segmenter: str | None) -> Path | None:
     layered GAN's own U-Net (when that is the ``choice`` and it exists), else None."""
     text = str(segmenter or "").strip()
     if text:
-        return Path(text)
+        try:
+            return readable_folder(text, what="Segmenter: the checkpoint")
+        except OutsideRootsError as error:
+            raise CheckpointUnavailable(str(error)) from None
     if choice == SHIPPED_LAYERED_CHOICE and SHIPPED_LAYERED_POST.exists():
         return SHIPPED_LAYERED_POST
     return None
@@ -332,7 +344,8 @@ def labelled_grid(rows: dict[str, torch.Tensor], *, first_seed: int = 0, cell: i
     ``labels`` a column of row names (:data:`LABEL_WIDTH` px) and a row of seed numbers
     (:data:`HEADER` px, from ``first_seed``) frame the grid of K rows and N columns, and each
     segmenter's row is followed by a :data:`CAPTION` px gap (instead of :data:`PAD`) holding each
-    column's IoU: ``H = HEADER + K·s·R + (K - 1)·PAD + k·(CAPTION - PAD)`` for k segmenters, and
+    column's IoU against the generated mask (written "vs m: 0.93"):
+    ``H = HEADER + K·s·R + (K - 1)·PAD + k·(CAPTION - PAD)`` for k segmenters, and
     ``W = LABEL_WIDTH + N·s·R + (N - 1)·PAD``. Without ``labels``, a plain grid with PAD gaps.
     """
     order = figure_order(rows)
@@ -352,7 +365,7 @@ def labelled_grid(rows: dict[str, torch.Tensor], *, first_seed: int = 0, cell: i
         _put_lines(text, lines, center=(LABEL_WIDTH // 2, top + side // 2))
         if f"{key}_iou" in rows:
             for i, value in enumerate(rows[f"{key}_iou"].tolist()):
-                _put_lines(text, [f"IoU {value:.2f}"], center=(LABEL_WIDTH + i * (side + PAD) + side // 2,
+                _put_lines(text, [f"vs m: {value:.2f}"], center=(LABEL_WIDTH + i * (side + PAD) + side // 2,
                                                                top + side + (CAPTION - PAD) // 2), scale=0.45)
     for i in range(n):
         _put_lines(text, [f"seed {first_seed + i}"], center=(LABEL_WIDTH + i * (side + PAD) + side // 2, HEADER // 2))
@@ -399,7 +412,14 @@ def _segmenter_lines(method: PerturbGAN, post: PostSegmenter | None, rows: dict[
     if scores:
         against = "m moved with the foreground (m_Δ, eq. 4.7)" if shifted else "the generated mask m"
         lines.append(f"**Segmenters on the composite**, mean IoU at 0.5 against {against}: " + "; ".join(scores)
-                     + ". Each column's IoU is written under its prediction.")
+                     + ". Each column's IoU is written under its prediction (“vs m”). These are agreements with the "
+                     "generator's own mask, not scores against a ground truth; the held-out scores are below.")
+    if "joint" in rows:
+        lines.append(scores_line(_loaded_from(_METHODS, method), kind="segmenter", part="joint",
+                                 name="Held-out, joint S"))
+    if post is not None:
+        lines.append(scores_line(_loaded_from(_SEGMENTERS, post), kind="segmenter", part="post",
+                                 name="Held-out, post-trained U-Net"))
     if isinstance(method, LayeredGAN) and not method.setting.segmenter and post is None:
         lines.append(f"Setting ({method.config.setting}) has no joint segmenter: enter a `layered-post` run under "
                      f"“Segmenter path” to see a post-trained one (`{POST_TRAIN_HINT}`).")
@@ -412,6 +432,7 @@ def _render(choice: str, path: str | None, seed: float, seeds: float, truncation
             jitter: float, segmenter: str | None = "") -> Rendered:
     """The figure (uint8 (H, W, 3), or None), the summary, the problem when nothing loads, and a file stem."""
     _check(seed, seeds, truncation, jitter)
+    finite(shift_dy=dy, shift_dx=dx)
     try:
         method = load_perturbgan(checkpoint_path(choice, path))
     except CheckpointUnavailable as error:
@@ -432,6 +453,8 @@ def _render(choice: str, path: str | None, seed: float, seeds: float, truncation
     chapter = 4 if isinstance(method, LayeredGAN) else 3  # the equations' numbers
     areas = ", ".join(f"{100 * float(a):.0f}%" for a in rows["mask"][:, 0].mean(dim=(1, 2)))  # unshifted masks
     lines = [
+        *([] if isinstance(method, LayeredGAN) else
+          [scores_line(_loaded_from(_METHODS, method), kind="generator", name="This PerturbGAN")]),
         f"**Checkpoint** `{_shown(_loaded_from(_METHODS, method))}` · `{method.name}` ({GENERATORS[method.name]}) · "
         f"step {method.step} · {c.resolution}×{c.resolution} px (shown ×{max(1, CELL // c.resolution)}) · "
         f"trained on `{c.dataset}`",
@@ -483,13 +506,16 @@ def export_png(choice: str, path: str | None, seed: float, seeds: float, truncat
         return None
     if not _EXPORTS or not _EXPORTS[0].is_dir():
         _EXPORTS[:] = [Path(tempfile.mkdtemp(prefix="triplet-browser-"))]
-    file = _EXPORTS[0] / f"{stem}.png"
+    # a folder of its own per request: concurrent exports with the same settings (of different checkpoints)
+    # never write one file, and the download keeps its readable name
+    file = Path(tempfile.mkdtemp(prefix="export-", dir=_EXPORTS[0])) / f"{stem}.png"
     Image.fromarray(image).save(file)
     return str(file)
 
 
 def checkpoint_changed(choice: str, path: str | None, dy: float, dx: float) -> tuple[Any, Any]:
     """Bound the shift sliders to ± a quarter of the chosen model's resolution (unchanged without a model)."""
+    finite(shift_dy=dy, shift_dx=dx)
     try:
         limit = shift_limit(load_perturbgan(checkpoint_path(choice, path)))
     except CheckpointUnavailable:
@@ -527,11 +553,15 @@ def build() -> None:
     gr.Markdown(
         "What a trained layered GAN generates, laid out as figure 3.3: one column per seed; rows background B, "
         "foreground F, mask m, F ⊙ m and the composite x̂ = (1 − m) ⊙ B + m ⊙ F (eq. 3.1). **Shift the "
-        "foreground** with dy / dx (eq. 3.2): with a mask that covers a whole object the composite stays "
-        "realistic, while the background row does not change. Chapter 4's conditional generator (`layered`) "
+        "foreground** with dy / dx (eq. 3.2): the background row does not change. Were the object wholly in the "
+        "foreground layer, the shifted composite would still look like a real scene; the shipped small models "
+        "paint part of the object into the background too (a coloured blob where the object sits, hidden by the "
+        "mask), and the shift reveals it beside the moved object. Chapter 4's conditional generator (`layered`) "
         "adds its **segmenters**: the discriminator's mask channel (settings a-c of table 4.1) and a U-Net "
         "post-trained on the frozen generator (a `layered-post` run under “Segmenter path”), shown as rows of "
-        "their predictions on the composite, with each column's IoU against the generated mask."
+        "their predictions on the composite. Each column's IoU under them is against the **generator's own "
+        "mask**, not a ground truth; the summary gives each model's scores on held-out scenes against the "
+        "baselines."
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=260):

@@ -7,24 +7,32 @@ with :func:`register`; it receives the parsed command-line namespace and returns
 
 Add a benchmark by writing a module in this package that calls :func:`register`, and listing
 the module in ``_MODULES`` below.
+
+``python -m workbench bench --help`` lists the benchmarks without importing them (they import
+torch): :func:`catalogue` reads each module's ``@register("name", help="...")`` from its source.
+Only the benchmark that runs, or whose ``--help`` is asked for, is imported (:func:`load`).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported by the benchmarks; `bench --help` does without
+    import pandas as pd
 
 # helpers
 
 _MODULES = ["workbench.bench.eval_speed", "workbench.bench.kdd_2d", "workbench.bench.kdd_images", "workbench.bench.kdd_speed", "workbench.bench.layered",
-            "workbench.bench.move", "workbench.bench.move_speed", "workbench.bench.perturbgan"]  # modules that register benchmarks when imported
+            "workbench.bench.gpu", "workbench.bench.move", "workbench.bench.move_parity", "workbench.bench.move_speed",
+            "workbench.bench.perturbgan", "workbench.bench.robustness"]  # modules that register benchmarks when imported
 
 
 @dataclass
@@ -80,6 +88,49 @@ def load_all() -> dict[str, Benchmark]:
     return BENCHMARKS
 
 
+def _registrations(module: str) -> list[tuple[str, str]] | None:
+    """``(name, help)`` of each ``@register`` call in ``module``'s source, without importing it;
+    None when a name or help is not a plain string literal (the module must then be imported)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    found = []
+    for node in ast.walk(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "register":
+            helps = [k.value for k in node.keywords if k.arg == "help"]
+            if not node.args or len(helps) != 1:
+                return None
+            try:
+                name, text = ast.literal_eval(node.args[0]), ast.literal_eval(helps[0])
+            except ValueError:
+                return None
+            found.append((name, text))
+    return found
+
+
+def catalogue() -> dict[str, tuple[str, str]]:
+    """Every benchmark as ``{name: (module, help)}``, read from the sources of ``_MODULES``."""
+    out: dict[str, tuple[str, str]] = {}
+    for module in _MODULES:
+        found = _registrations(module)
+        if found is None:  # not readable statically: import it
+            before = set(BENCHMARKS)
+            importlib.import_module(module)
+            found = [(n, BENCHMARKS[n].help) for n in BENCHMARKS if n not in before]
+        out.update({name: (module, text) for name, text in found})
+    return out
+
+
+def load(name: str) -> Benchmark:
+    """Import the module of benchmark ``name`` (it registers itself) and return the benchmark."""
+    if name not in BENCHMARKS:
+        entry = catalogue().get(name)
+        if entry is None:
+            raise KeyError(f"unknown benchmark {name!r}")
+        importlib.import_module(entry[0])
+    return BENCHMARKS[name]
+
+
 def format_value(value: float | int | str) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -107,5 +158,6 @@ def report(result: BenchResult, *, out_dir: str | Path = "runs/bench") -> Path:
         "notes": result.notes,
     }
     path.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {path}")
     print(result_line(result))
     return path

@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 
 from workbench.bench import BenchResult, StageTimer, register
-from workbench.bench.perturbgan import feature_network, train
+from workbench.bench.perturbgan import (feature_network, scene_preset, separation_metrics, separation_notes,
+                                        separation_rows, train)
 
 N_TEST = {"paper": 1000, "small": 300, "smoke": 8}  # test images scored
 N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FID/KID (thesis: 5K)
@@ -51,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FID/KID network: auto = Inception if its file is here, else the MAE")
     parser.add_argument("--inception-weights", type=Path, default=None)
     parser.add_argument("--mae-run", type=Path, default=None, help="MAE features from this `train mae` run")
+    parser.add_argument("--oracle", type=Path, default=None,
+                        help="a trained oracle-unet run for the separation figures (default: train one here)")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="skip the no-shift GAN (max_shift 0) that is otherwise trained beside the setting")
     parser.add_argument("--runs", type=Path, default=None, help="folder of the trained runs (default: runs/bench/layered/...)")
 
 
@@ -61,11 +66,13 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.eval.baselines import BASELINES, run_baselines
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites
+    from workbench.eval.separation import generated_separation, true_scene_reference
+    from workbench.eval.oracle import load_or_train_oracle
     from workbench.eval.segmenter import evaluate_segmenter
     from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
     from workbench.methods.layered_post import PRESETS as POST_PRESETS
     from workbench.methods.layered_post import PostSegmenter
-    from workbench.nets.layered import LayeredGenerator
+    from workbench.nets.layered import GENERATOR_NETWORKS
     from workbench.nets.unet_discriminator import parameter_count
     from workbench.train.checkpoint import load_method
     from workbench.train.device import pick_device, seed_everything
@@ -95,9 +102,21 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
 
     network = feature_network(args, device)  # before training, so that a missing file stops the bench early
 
+    oracle = timed("oracle", lambda: load_or_train_oracle(args.oracle, preset=args.preset, dataset=c.dataset,
+                                                          resolution=c.resolution, device=device,
+                                                          out_dir=runs / "oracle"))
     if args.gan is None:
         gan = timed("gan", lambda: train(gan, runs / "gan"))
     gan_path = (args.gan or runs / "gan").resolve()
+    n_generated = N_QUALITY[args.preset]
+    reference = true_scene_reference(oracle, preset=scene_preset(c.dataset), resolution=c.resolution, seed=args.seed)
+    separation = timed("separation", lambda: generated_separation(gan, oracle, n=n_generated, seed=args.seed))
+    noshift = None
+    if args.gan is None and not args.no_ablation:  # the same setting without the shift (max_shift 0)
+        seed_everything(config.seed)
+        noshift_gan = timed("no-shift gan", lambda: train(LayeredGAN(replace(config, max_shift=0.0), device=device),
+                                                          runs / "no-shift"))
+        noshift = generated_separation(noshift_gan, oracle, n=n_generated, seed=args.seed)
     joint = timed("joint eval", lambda: evaluate_segmenter(gan.segment, test)) if setting.segmenter else None
 
     if args.post is not None:
@@ -129,8 +148,11 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     best = baselines.loc[baselines["iou"].idxmax()]
     total = (time.perf_counter() - start) / 60
 
-    two_generators = LayeredGenerator(resolution=c.resolution, z_dim=c.z_dim, w_dim=c.w_dim,
-                                      mapping_layers=c.mapping_layers, width=c.width, max_width=c.max_width)
+    options = dict(resolution=c.resolution, z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers,
+                   width=c.width, max_width=c.max_width)
+    network_class = GENERATOR_NETWORKS[c.network]  # chapter 3's pair, built of the same network
+    two_generators = torch.nn.ModuleList([network_class(out_channels=3, **options),
+                                          network_class(out_channels=4, **options)])
     fid, kid = quality["fid_label"], quality["kid_label"]
     nan = float("nan")
     rows = [
@@ -143,6 +165,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         ("4.2", "post-training: pixel accuracy", post_scores["accuracy"]),
         ("4.2", "post-training: max F_β", post_scores["max_f_beta"]),
         *[("baseline", f"{row.baseline} IoU", row.iou) for row in baselines.itertuples()],
+        *separation_rows(separation, reference, noshift),
         *other_rows,
     ]
     g_params, g3_params = parameter_count(gan.module("generator")), parameter_count(two_generators)
@@ -150,14 +173,18 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     metrics = {"setting": c.setting, "joint_iou": joint["iou"] if joint else "-", "post_iou": post_scores["iou"],
                "post_acc": post_scores["accuracy"], "post_maxfb": post_scores["max_f_beta"],
                "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
+               "grabcut_iou": float(baselines.set_index("baseline").loc["grabcut", "iou"]),
                "best_baseline": best["baseline"], "best_baseline_iou": float(best["iou"]), "g_params": g_params,
+               "gen_mask_iou": separation["gen_mask_iou"], **separation_metrics(separation, reference, noshift),
                "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), max_mask {c.max_mask}, "
              f"{c.steps} GAN steps, "
              f"{post_config.steps} post-training steps, seed {args.seed}; {len(test)} test images; runs in {runs}",
              f"minutes: {timed.summary()}; total {total:.1f} on "
              f"{torch.get_num_threads()} threads",
-             f"parameters: conditional generator {g_params:,}, chapter 3's two generators of the same widths "
+             *separation_notes(separation, reference, noshift),
+             f"parameters: conditional {c.network} generator {g_params:,}, chapter 3's two generators of the same "
+             f"network and widths "
              f"{g3_params:,} ({g_params / g3_params:.2f}×); discriminator {parameter_count(gan.module('discriminator')):,}",
              f"features: {network.kind}" + ("" if network.is_inception else
                                             " — not Inception: comparable between runs of this bench only")]

@@ -191,21 +191,20 @@ def discriminator_checks(fixtures: Path) -> list[dict]:
 
 def metrics_checks(fixtures: Path) -> list[dict]:
     """Recompute the official ``segmentation_eval.py`` outputs of the metrics fixture with
-    ``evaluate_folders(..., convention="official")``: per-image IoU, accuracy, precision and recall at
+    :func:`workbench.eval.folders.evaluate_folders_official` (``eval --convention official``): per-image IoU, accuracy, precision and recall at
     0.5, the F-beta curves, each image's max and argmax, the PIL-resized predictions, and the
     aggregates (mean IoU, mean accuracy, FBetaMax, FBetaArgMax, FBetaMaxPerImg, F-beta at 0.5)."""
     from PIL import Image
     from safetensors.numpy import load_file
 
-    from workbench.eval.folders import evaluate_folders, read_official_prediction
+    from workbench.eval.folders import evaluate_folders_official, read_official_prediction
     from workbench.eval.metrics import official_aggregates
 
     fixtures = Path(fixtures)
     info = json.loads((fixtures / "metrics.json").read_text())
     curves = load_file(str(fixtures / "metrics_curves.safetensors"))
     root = fixtures / "metrics"
-    per_image, summary, details = evaluate_folders(root / "pred" / "cls", root / "gt" / "cls", convention="official",
-                                                   progress=False, return_curves=True)
+    per_image, summary, details = evaluate_folders_official(root / "pred" / "cls", root / "gt" / "cls", progress=False)
     names = list(per_image["name"])
     rows = []
     ulp = F32_EPS / 2  # float32 rounding of one value in [0.5, 1]
@@ -227,8 +226,9 @@ def metrics_checks(fixtures: Path) -> list[dict]:
     argmax = max(abs(int(v) - per[n]["fbeta_argmax"]) for n, v in zip(names, per_image["best_level"]))
     rows.append(_row("per-image fbeta_argmax", argmax, 0))
     order = [int(n.removeprefix("img")) for n in names]
-    for key in ("precision", "recall", "fbeta"):
-        rows.append(_row(f"curves {key} (30 x 256)", np.abs(details[key] - curves[key][order]).max(), 4 * ulp))
+    for key, ours_key in (("precision", "precision"), ("recall", "recall"), ("fbeta", "f_beta")):
+        diff = np.abs(details[ours_key].astype(np.float64) - curves[key][order]).max()
+        rows.append(_row(f"curves {key} ({len(names)} x 256)", diff, 4 * ulp))
 
     # aggregates; the official float32 means depend on the folder listing order (README, 1e-7 level), so the
     # tolerance is 4x the float32 rounding scale of a mean of N float32 values: N ulps

@@ -6,17 +6,17 @@ approximate the third (``shift_autoencoding="approx"``). This benchmark times on
 iteration (a discriminator step plus a segmenter step) of each path at the same configuration,
 random weights, in one run, and reports images/s and the ratios. The ``paper`` preset uses the
 thesis' model sizes (MAE ViT-L/16, DINO ViT-S/8 features, 224 px) at batch 2 so that it runs on a
-CPU; on a GPU pass ``--batch-size 32``.
+CPU; on a GPU pass ``--batch-size 32``. Every preset times the official projected discriminator
+(``disc_arch=official``: EfficientNet-lite0 with the packaged ImageNet weights, inputs resized to
+224 px, one call per image set) unless ``--disc-arch preset`` keeps the preset's own.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -38,27 +38,22 @@ EXTRAS = {  # --extra NAME: another path, the shared-encoder one plus one more s
 }
 
 
-def random_efficientnet(folder: Path, name: str = "tf_efficientnet_lite0") -> Path:
-    """A random-weight state dict of the projected discriminator's CNN, in timm's file format."""
-    import timm
-
-    path = folder / f"{name}-random.pth"
-    torch.save(timm.create_model(name, pretrained=False).state_dict(), path)
-    return path
-
-
-def speed_config(preset: str, batch_size: int, folder: Path):
+def speed_config(preset: str, batch_size: int, *, disc_arch: str = "official"):
     """A MOVE config of the preset's model sizes with random weights (nothing to download).
 
-    ``paper``: MAE ViT-L/16, DINO ViT-S/8 features and the projected discriminator over
-    EfficientNet-lite0, as in section 5.3, all randomly initialised.
+    ``paper``: MAE ViT-L/16, DINO ViT-S/8 features and the official projected discriminator over
+    EfficientNet-lite0 (its packaged ImageNet weights), as in section 5.3; the MAE and DINO are
+    randomly initialised. ``disc_arch="official"`` puts that discriminator into every preset;
+    ``"preset"`` keeps the preset's own.
     """
     from workbench.methods.move import PRESETS
 
+    base = PRESETS[preset]
     if preset == "paper":
-        base = replace(PRESETS["paper"], features_weights="random", disc_weights=str(random_efficientnet(folder)))
-    else:
-        base = PRESETS[preset]
+        base = replace(base, features_weights="random")
+    if disc_arch == "official":
+        base = replace(base, discriminator="projected", disc_arch="official", disc_features="efficientnet",
+                       disc_weights=None, disc_width=64)
     return replace(base, mae_weights=None, mae_run=None, batch_size=batch_size, dataset="synthetic:benchmark")
 
 
@@ -79,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=2, help="images per step (default 2, for a CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations per path (the median is reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per path")
+    parser.add_argument("--disc-arch", choices=["official", "preset"], default="official",
+                        help="official (default): the official projected discriminator in every preset; preset: the preset's own")
     parser.add_argument("--extra", nargs="+", choices=sorted(EXTRAS), default=[],
                         help="also time the shared path with these switches (bf16 needs CUDA; compile warms up longer)")
 
@@ -92,8 +89,7 @@ def move_speed(args: argparse.Namespace) -> BenchResult:
     from workbench.methods.move import MOVE
 
     device = pick_device(args.device)
-    scratch = tempfile.TemporaryDirectory()
-    base = speed_config(args.preset, args.batch_size, Path(scratch.name))
+    base = speed_config(args.preset, args.batch_size, disc_arch=args.disc_arch)
     if "bf16" in args.extra and device.type != "cuda":
         raise ValueError("--extra bf16 needs a CUDA device (autocast_bf16 is ignored on the CPU)")
     paths = {**PATHS, **dict(EXTRAS[e] for e in args.extra)}
@@ -112,7 +108,6 @@ def move_speed(args: argparse.Namespace) -> BenchResult:
     seconds = {name: statistics.median(t) for name, t in times.items()}
     rows = [{"path": name, "seconds_per_step": seconds[name], "images_per_s": args.batch_size / seconds[name]}
             for name in paths]
-    scratch.cleanup()
     faithful, shared, approx = (seconds[n] for n in PATHS)
     table = pd.DataFrame(rows)
     table["speedup"] = faithful / table["seconds_per_step"]
@@ -122,7 +117,8 @@ def move_speed(args: argparse.Namespace) -> BenchResult:
                "approx_speedup": faithful / approx}
     for extra in args.extra:
         metrics[f"{extra.replace('-', '_')}_speedup"] = faithful / seconds[EXTRAS[extra][0]]
-    notes = [f"MAE {base.mae_arch}, features {base.features}, discriminator {base.discriminator} over "
+    metrics["disc_arch"] = base.disc_arch if base.discriminator == "projected" else "conv"
+    notes = [f"MAE {base.mae_arch}, features {base.features}, discriminator {base.discriminator} ({base.disc_arch}) over "
              f"{base.disc_features}, {base.size} px, random weights, {torch.get_num_threads()} threads; "
              f"one step = a discriminator step + a segmenter step; median of {args.repeats} round-robin repeats",
              "shared encoder is exact (tests/test_methods_move.py checks equal images); approx shift is not"]

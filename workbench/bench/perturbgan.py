@@ -52,6 +52,58 @@ def feature_network(args: argparse.Namespace, device):
                                  mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
 
 
+def scene_preset(dataset: str) -> str:
+    """The scene preset of a ``synthetic[:PRESET]`` spec (``benchmark`` when none is named)."""
+    kind, _, preset = dataset.partition(":")
+    if kind != "synthetic":
+        raise ValueError(f"the separation figures need synthetic scenes (true backgrounds), not {dataset!r}")
+    return preset or "benchmark"
+
+
+def separation_rows(separation: dict, reference: dict, noshift: dict | None) -> list[tuple[str, str, float]]:
+    """Table rows of :func:`workbench.eval.separation.generated_separation` beside the true scenes'
+    figures, and the no-shift GAN's beside them when it was trained."""
+    rows = [("sep", "detected (fraction; >= 0.9 for the figures to count)", separation["detected"]),
+            ("sep", "object in the background: bg_object_area", separation["bg_object_area"]),
+            ("sep", "  its floor on true empty backgrounds: bg_floor", reference["bg_floor"]),
+            ("sep", "mask diversity (mean pairwise IoU; fixed blob = 1)", separation["mask_diversity"]),
+            ("sep", "  true masks of training scenes", reference["true_mask_diversity"]),
+            ("sep", "centroid correlation with the oracle's object", separation["centroid_corr"]),
+            ("sep", "mask area", separation["mask_area"]),
+            ("sep", "  true object area", reference["true_area"])]
+    if noshift is not None:
+        rows += [("no-shift", key, noshift[key]) for key in ("gen_mask_iou", "detected", "bg_object_area",
+                                                             "mask_diversity", "centroid_corr", "mask_area")]
+    return rows
+
+
+def separation_metrics(separation: dict, reference: dict, noshift: dict | None) -> dict[str, float]:
+    """The RESULT-line figures of issue 16: detected as a fraction, the separation figures and the no-shift ones."""
+    keys = ("detected", "bg_object_area", "mask_diversity", "centroid_corr", "mask_area")
+    out = {key: separation[key] for key in keys}
+    out.update(bg_floor=reference["bg_floor"], true_mask_diversity=reference["true_mask_diversity"],
+               true_area=reference["true_area"])
+    if noshift is not None:
+        out.update({f"noshift_{key}": noshift[key] for key in ("gen_mask_iou", *keys)})
+    return out
+
+
+def separation_notes(separation: dict, reference: dict, noshift: dict | None) -> list[str]:
+    """What the separation figures say, in words (targets of issue 16 section 3)."""
+    checks = [("gen_mask_iou >= 0.6", separation["gen_mask_iou"] >= 0.6),
+              ("bg_object_area <= bg_floor + 0.05", separation["bg_object_area"] <= reference["bg_floor"] + 0.05),
+              ("mask_diversity <= true_mask_diversity + 0.1",
+               separation["mask_diversity"] <= reference["true_mask_diversity"] + 0.1),
+              ("centroid_corr >= 0.7", separation["centroid_corr"] >= 0.7),
+              ("detected >= 0.9", separation["detected_ok"])]
+    notes = ["separation: " + ", ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks)]
+    if noshift is not None:
+        notes.append(f"no-shift ablation: gen_mask_iou {noshift['gen_mask_iou']:.3f} vs {separation['gen_mask_iou']:.3f}, "
+                     f"centroid_corr {noshift['centroid_corr']:.2f} vs {separation['centroid_corr']:.2f}, "
+                     f"bg_object_area {noshift['bg_object_area']:.3f} vs {separation['bg_object_area']:.3f}")
+    return notes
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from workbench.methods.perturbgan import ABLATIONS
 
@@ -67,6 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--single-output", action="store_true",
                         help="also train the single-output StyleGAN of the same size for table 3.2 (doubles the GAN time)")
     parser.add_argument("--chunks", action="store_true", help="also score the thesis' per-chunk encoders (slow)")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="skip the no-shift GAN that is otherwise trained beside a default run for comparison")
     parser.add_argument("--runs", type=Path, default=None, help="folder of the trained runs (default: runs/bench/perturbgan/...)")
 
 
@@ -76,7 +130,8 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.data import build_dataset
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
-    from workbench.methods.oracle import evaluate_oracle, load_or_train_oracle
+    from workbench.eval.oracle import evaluate_oracle, load_or_train_oracle
+    from workbench.eval.separation import generated_separation, true_scene_reference
     from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
     from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
     from workbench.methods.perturbgan_encoder import PerturbEncoder
@@ -112,6 +167,15 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
         gan = timed("gan", lambda: train(gan, runs / "gan"))
     generated = timed("generated masks", lambda: generated_mask_scores(gan, oracle, n=N_GENERATED[args.preset],
                                                                         seed=args.seed))
+    reference = true_scene_reference(oracle, preset=scene_preset(c.dataset), resolution=c.resolution, seed=args.seed)
+    separation = timed("separation", lambda: generated_separation(gan, oracle, n=N_GENERATED[args.preset],
+                                                                  seed=args.seed))
+    noshift = None
+    if args.gan is None and args.ablation == "default" and not args.no_ablation:  # the shift's own contribution
+        seed_everything(config.seed)
+        noshift_gan = PerturbGAN(apply_ablation(config, "no-shift"), device=device)
+        noshift_gan = timed("no-shift gan", lambda: train(noshift_gan, runs / "no-shift"))
+        noshift = generated_separation(noshift_gan, oracle, n=N_GENERATED[args.preset], seed=args.seed)
 
     gan_path = (args.gan or runs / "gan").resolve()  # recorded, so that the encoder run reloads on its own
     encoder_config = replace(ENCODER_PRESETS[args.preset], seed=args.seed, gan=str(gan_path))
@@ -145,6 +209,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
         ("3.1", f"detected (of {generated['n']})", generated["detected"]),
         ("3.1", "generated-mask IoU vs oracle (all)", generated["gen_mask_iou_all"]),
         ("3.1", "mean generated mask area", generated["gen_mask_area"]),
+        *separation_rows(separation, reference, noshift),
         ("3.2", f"{fid}, layered GAN", quality["fid"]),
         ("3.2", f"{kid} ×10³, layered GAN", 1e3 * quality["kid_mean"]),
         *([("3.2", f"{fid}, single-output GAN", so_quality["fid"]),
@@ -154,7 +219,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     ]
     table = pd.DataFrame(rows, columns=["table", "measure", "value"])
     metrics = {"gen_mask_iou": generated["gen_mask_iou"], "full_mask_ref_iou": generated["full_mask_ref_iou"],
-               "detected": generated["detected"], "encoder_iou": iou["encoder"], "grabcut_iou": iou.get("grabcut"),
+               **separation_metrics(separation, reference, noshift), "encoder_iou": iou["encoder"], "grabcut_iou": iou.get("grabcut"),
                "full_iou": iou.get("full"), **({"encoder_chunks_iou": iou["encoder (chunks)"]} if args.chunks else {}), "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
                **({"so_fid": so_quality["fid"]} if so_quality else {}), "oracle_iou": oracle_iou,
                "ablation": args.ablation if args.gan is None else "as-trained", "minutes": total}
@@ -163,6 +228,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
              f"minutes: {timed.summary()}; total {total:.1f} on "
              f"{torch.get_num_threads()} threads",
              f"detected = the oracle's mask covers >= 1% of the composite; {generated['n']} composites",
+             *separation_notes(separation, reference, noshift),
              f"features: {network.kind}" + ("" if network.is_inception else
                                             " — not Inception: comparable between runs of this bench only")]
     return BenchResult(name="perturbgan", table=table, metrics=metrics, notes=notes)

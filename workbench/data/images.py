@@ -22,16 +22,27 @@ saved in a 16-bit file) are read as that value = object.
 
 Every failure (missing file, directory, empty file, not an image, truncated or corrupt data)
 raises :class:`ImageReadError` naming the file and the problem.
+
+**Size limit**: the width and height are read from the file's header (Pillow reads the header
+only) *before* anything is decoded, and an image of more than :func:`max_pixels` pixels
+(:data:`DEFAULT_MAX_PIXELS`, 40 megapixels, unless ``$WORKBENCH_MAX_PIXELS`` says otherwise) is
+refused with :class:`ImageTooLargeError`. Every reader of the workbench goes through here:
+``predict``, ``eval``, the dataset folders and the app, so a small file that would decode to
+gigabytes (a "decompression bomb") never reaches OpenCV.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000  # largest image read (width x height), unless $WORKBENCH_MAX_PIXELS says otherwise
+MAX_PIXELS_ENV = "WORKBENCH_MAX_PIXELS"
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
@@ -51,6 +62,50 @@ _SIGNATURES = (
 
 class ImageReadError(ValueError):
     """An image or mask file could not be read; the message names the file and the problem."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than :func:`max_pixels`, refused before decoding."""
+
+
+def max_pixels() -> int:
+    """The largest number of pixels (width x height) an image may have: ``$WORKBENCH_MAX_PIXELS``
+    when set to a positive whole number, else :data:`DEFAULT_MAX_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, got {text!r}") from None
+        if value > 0:
+            return value
+        raise ValueError(f"${MAX_PIXELS_ENV} must be positive, got {value}")
+    return DEFAULT_MAX_PIXELS
+
+
+def _too_large(path: Path, what: str) -> ImageTooLargeError:
+    limit = max_pixels()
+    return ImageTooLargeError(f"{path}: the image is too large ({what}); the limit is {limit:,} pixels "
+                              f"({limit / 1e6:g} megapixels; set ${MAX_PIXELS_ENV} to change it). Shrink it first.")
+
+
+def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from the image file's header, without decoding the pixels; None when Pillow
+    does not recognise the file (OpenCV may still decode it, and its size is checked after decoding).
+    Raises :class:`ImageTooLargeError` when the header declares more than :func:`max_pixels` pixels."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as err:  # beyond twice Pillow's own limit
+        raise _too_large(path, str(err).split(" exceeds", 1)[0].lower()) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+    if width * height > max_pixels():
+        raise _too_large(path, f"{width}×{height} = {width * height:,} pixels")
+    return width, height
 
 
 # helpers
@@ -86,11 +141,14 @@ def _check_file(path: Path) -> None:
 def _decode(path: Path) -> np.ndarray:
     """Raw pixels as stored: (H, W) or (H, W, C) with C in {2, 3, 4}, RGB(A) order, native dtype."""
     _check_file(path)
+    header_size(path)  # refuses an image above the pixel limit before anything is decoded
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise ImageReadError(f"{path}: cannot be read ({err.strerror or err})") from err
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if raw is not None and raw.shape[0] * raw.shape[1] > max_pixels():  # a format only OpenCV knows
+        raise _too_large(path, f"{raw.shape[1]}×{raw.shape[0]} pixels")
     if raw is not None:
         if raw.ndim == 3 and raw.shape[2] == 1:
             raw = raw[..., 0]

@@ -197,3 +197,17 @@ def read_voc_boxes(path: str | Path, *, difficult: bool = True) -> tuple[np.ndar
         raise ValueError(f"{path}: not a readable Pascal VOC annotation (size and object/bndbox "
                          f"xmin, ymin, xmax, ymax expected): {error}") from error
     return np.array(boxes, dtype=np.float64).reshape(-1, 4), (h, w)
+
+
+def draw_boxes(image: np.ndarray, boxes: np.ndarray, *, colour: tuple[float, float, float] = (0.1, 0.9, 0.2),
+               thickness: int | None = None) -> np.ndarray:
+    """A copy of the float (H, W, 3) image with each box ``(x0, y0, x1, y1)`` (exclusive ends) outlined.
+
+    ``thickness`` defaults to about 1/200 of the longer side (at least 1 px); the outline lies inside
+    the box.
+    """
+    out = np.ascontiguousarray(np.asarray(image, dtype=np.float32).copy())
+    width = thickness or max(1, round(max(out.shape[:2]) / 200))
+    for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.int64).reshape(-1, 4):
+        cv2.rectangle(out, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), tuple(float(c) for c in colour), width)
+    return out

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from workbench.data.images import IMAGE_EXTENSIONS, ImageReadError, read_mask, read_mask_plane
 from workbench.eval import boxes as B
-from workbench.eval.metrics import SegmentationMeter
+from workbench.eval.metrics import SegmentationMeter, official_aggregates, official_image_scores
 
 SUMMARY_COLUMNS = [
     "n", "iou", "accuracy", "f_beta", "max_f_beta", "max_f_beta_threshold", "max_f_beta_per_image", "mae", "corloc",
@@ -144,6 +144,84 @@ def _fit(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(cv2.resize(pred, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
 
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise ImageReadError(f"{path}: cannot be read as an image ({error})") from error
+
+
+def read_official_prediction(path: str | Path, *, size: tuple[int, int]) -> np.ndarray:
+    """A prediction as the official ``segmentation_eval.py`` reads it: PIL grey ("L", 8-bit), resized to
+    ``size`` = (width, height) with PIL's bilinear filter (antialiased when shrinking): (H, W) uint8."""
+    from PIL import Image
+
+    return np.asarray(_open(Path(path)).convert("L").resize(size, Image.BILINEAR))
+
+
+def read_official_gt(path: str | Path) -> np.ndarray:
+    """A ground truth as the official script reads it: the stored values (first channel of a
+    multi-channel image) divided by 255 and thresholded ``> 0.5``: (H, W) bool. A 0/1 label mask
+    therefore reads as empty, as in the official script."""
+    values = np.asarray(_open(Path(path))).astype(np.float32) / 255
+    if values.ndim > 2:
+        values = values[:, :, 0]
+    return values > 0.5
+
+
+def evaluate_folders_official(pred_dir: str | Path, gt_dir: str | Path, *, threshold: float = 0.5,
+                              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    """Score the folders as MOVE's official ``segmentation_eval.py`` (see :mod:`workbench.eval.metrics`,
+    "the official MOVE convention"): per-image table, one-row summary, and the per-image curves
+    ``precision``, ``recall``, ``f_beta`` (N, 256) float32 over the thresholds k/256.
+
+    Files are paired by stem as in :func:`evaluate_folders` and scored in sorted order (the official
+    script takes the folder's listing order, which moves its float32 means at the 1e-7 level). The
+    summary holds the official figures (iou and accuracy: float64 means of the float32 per-image
+    values; f_beta: the float32 mean F_beta at ``threshold``; max_f_beta, its threshold k/256 and
+    max_f_beta_per_image) plus two the script lacks, computed on the same masks: mae and corloc.
+    """
+    rows, curves = [], {"precision": [], "recall": [], "f_beta": []}
+    for stem, pred_path, gt_path in tqdm(match_files(pred_dir, gt_dir), desc="evaluating", unit="mask",
+                                         disable=not progress):
+        gt = read_official_gt(gt_path)  # (H, W) bool
+        raw_size = _open(pred_path).size
+        grey = read_official_prediction(pred_path, size=(gt.shape[1], gt.shape[0]))  # (H, W) uint8
+        pred = grey.astype(np.float32) / np.float32(255)
+        scores = official_image_scores(pred, gt, threshold=threshold)
+        for key in curves:
+            curves[key].append(scores.pop(f"{key}_curve"))
+        best = int(np.argmax(curves["f_beta"][-1]))
+        binary = pred > np.float32(threshold)
+        box_iou = B.best_box_iou(B.largest_box(binary), B.gt_boxes_from_mask(gt))
+        rows.append({"name": stem, **scores, "mae": float(np.abs(pred - gt).mean(dtype=np.float64)),
+                     "max_f_beta": float(curves["f_beta"][-1][best]), "best_threshold": best / 256, "best_level": best,
+                     "gt_fraction": float(gt.mean()), "pred_fraction": float(binary.mean()), "box_iou": box_iou,
+                     "corloc": float(box_iou > 0.5), "resized": raw_size != (gt.shape[1], gt.shape[0])})
+    per_image = pd.DataFrame(rows)
+    stacked = {k: np.stack(v).astype(np.float32) for k, v in curves.items()}  # (N, 256) each
+    aggregates = official_aggregates(stacked["f_beta"])
+    f_at_threshold = torch_mean32(per_image["f_beta"].to_numpy(np.float32))
+    summary = pd.DataFrame([{
+        "n": len(per_image), "iou": float(np.array(per_image["iou"]).mean()),
+        "accuracy": float(np.array(per_image["accuracy"]).mean()), "f_beta": f_at_threshold,
+        "max_f_beta": aggregates["max_f_beta"], "max_f_beta_threshold": aggregates["max_f_beta_level"] / 256,
+        "max_f_beta_per_image": aggregates["max_f_beta_per_image"], "mae": float(per_image["mae"].mean()),
+        "corloc": float(per_image["corloc"].mean())}])[SUMMARY_COLUMNS]
+    return per_image, summary, stacked
+
+
+def torch_mean32(values: np.ndarray) -> float:
+    """The float32 mean of ``values`` as torch computes it (the official script's reductions)."""
+    import torch
+
+    return float(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).mean())
+
+
 # evaluation
 
 
@@ -155,6 +233,7 @@ def evaluate_folders(
     boxes: bool = False,
     gt_boxes: str | Path | None = None,
     progress: bool = True,
+    convention: str = "ours",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every predicted mask of ``pred_dir`` against the same-named mask of ``gt_dir``.
 
@@ -169,7 +248,18 @@ def evaluate_folders(
     VOC annotations, replaces the boxes of the ground-truth masks and implies ``boxes``; without
     ``gt_dir`` only boxes are scored (per image: name, box_iou, corloc, multi_boxes,
     multi_box_iou, corloc_multi, resized; summary: n, corloc, corloc_multi, multi_boxes).
+
+    ``convention="official"`` scores as MOVE's official ``segmentation_eval.py`` instead
+    (:func:`evaluate_folders_official`; masks only, no boxes); the default ``"ours"`` follows the
+    definitions of :mod:`workbench.eval.metrics`.
     """
+    if convention not in ("ours", "official"):
+        raise ValueError(f"unknown metrics convention {convention!r}; choose ours or official")
+    if convention == "official":
+        if gt_dir is None or boxes or gt_boxes is not None:
+            raise ValueError("--convention official scores masks against --gt masks only (the official script has no boxes)")
+        per_image, summary, _ = evaluate_folders_official(pred_dir, gt_dir, threshold=threshold, progress=progress)
+        return per_image, summary
     if gt_dir is None and gt_boxes is None:
         raise ValueError("give ground-truth masks (--gt), ground-truth boxes (--gt-boxes), or both")
     boxes = boxes or gt_boxes is not None

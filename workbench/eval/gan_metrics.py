@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.nets.mae import MAE
-from workbench.nets.weights import find_weights, load_pth, weights_dir
+from workbench.nets.weights import find_weights, load_pth, load_state_dict_strict, weights_dir
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's port of the TF FID Inception
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -115,6 +115,32 @@ def _batches(images, *, batch_size: int, what: str) -> Iterable[torch.Tensor]:
         yield from batch.split(batch_size)
 
 
+def _inception_skeleton() -> nn.Module:
+    """torchmetrics' ``NoTrainInceptionV3`` (torch-fidelity's TF-ported Inception) with its layers only.
+
+    Its constructor insists on loading weights, with ``torch.load(path, weights_only=False)`` (or a
+    download). It is handed an in-memory pickle of an empty dict that this function wrote itself, and
+    the empty load is skipped, so that no file is ever unpickled by it; the caller loads the weights
+    it read safely with :func:`~workbench.nets.weights.load_state_dict_strict`.
+    """
+    import io
+
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    class _Skeleton(NoTrainInceptionV3):
+        def load_state_dict(self, state_dict, *args, **kwargs):
+            if not state_dict:  # the constructor's load of the empty placeholder below
+                return None
+            return super().load_state_dict(state_dict, *args, **kwargs)
+
+    _Skeleton.__name__ = _Skeleton.__qualname__ = "FIDInceptionV3"
+    placeholder = io.BytesIO()
+    torch.save({}, placeholder)
+    placeholder.seek(0)
+    return _Skeleton(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
+                     feature_extractor_weights_path=placeholder)
+
+
 # classes
 
 
@@ -132,12 +158,10 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, weights: str | Path):
         super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
-
         path = Path(weights)
-        load_pth(path)  # proves the file holds plain tensors (torch-fidelity itself unpickles it fully)
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-                                      feature_extractor_weights_path=str(path))  # strict load: wrong keys raise
+        state = load_pth(path)  # read once, weights-only: the file's pickle can hold tensors and nothing else
+        self.net = _inception_skeleton()
+        load_state_dict_strict(self.net, state, source=str(path))  # wrong keys or shapes raise, naming them
         self.weights = path
 
     @torch.no_grad()

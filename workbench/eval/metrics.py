@@ -370,3 +370,76 @@ def max_f_beta(
         for p, g in zip(preds, gts):
             meter.update(p, g)
     return meter.compute()["max_f_beta_per_image" if per_image else "max_f_beta"]
+
+
+# the official MOVE convention (``segmentation_eval.py`` of the official code; ``eval --convention official``)
+#
+# It differs from the definitions above in four ways, each reproduced here on purpose:
+# * a pixel is foreground when ``p > threshold`` (strictly), and IoU is ``|b ∩ g| / (|b ∪ g| + 1e-8)`` in
+#   float32, so IoU = 0 when both masks are empty (ours: 1);
+# * precision is 1 when the prediction is empty and recall is 1 when the ground truth is empty (ours: 0);
+# * the 256 thresholds of max F_beta are ``k/256`` for k = 0..255 with ``p > k/256``: on 8-bit maps grey levels
+#   >= 1, >= 1, >= 2, ..., >= 255, so no level marks every pixel foreground (ours: level 0 does);
+# * every per-image value is computed in float32, F_beta curves are averaged over the images in float32.
+# The prediction is read as 8-bit grey and resized with PIL's bilinear filter (:mod:`workbench.eval.folders`).
+
+OFFICIAL_SPLITS = np.arange(LEVELS, dtype=np.float32) / np.float32(LEVELS)  # (256,): k/256, exact in float32
+
+
+def official_f_beta(precision: np.ndarray, recall: np.ndarray, *, beta2: float = BETA2) -> np.ndarray:
+    """``(1 + β²)·P·R / (β²·P + R)`` in float32, evaluated left to right as the official script; NaN (0/0) -> 0."""
+    p, r = np.asarray(precision, np.float32), np.asarray(recall, np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.float32(1 + beta2) * p * r / (np.float32(beta2) * p + r)
+    return np.nan_to_num(f, nan=0.0).astype(np.float32)
+
+
+def _official_precision_recall(tp: np.ndarray, pred_area: np.ndarray, gt_area: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 precision and recall from integer counts; 1 where the prediction (resp. ground truth) is empty."""
+    tp32, area32 = tp.astype(np.float32), pred_area.astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(pred_area == 0, np.float32(1), tp32 / area32).astype(np.float32)
+        recall = np.where(gt_area == 0, np.float32(1), tp32 / np.float32(gt_area)).astype(np.float32)
+    return precision, recall
+
+
+def official_image_scores(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5,
+                          beta2: float = BETA2) -> dict[str, np.ndarray | float]:
+    """One image scored as the official script: ``pred`` (H, W) float32 in [0, 1], ``gt`` (H, W) bool.
+
+    Returns float32 scalars iou, accuracy, precision, recall, f_beta at ``pred > threshold``, and the
+    (256,) float32 curves precision_curve, recall_curve, f_beta_curve at ``pred > k/256``.
+    """
+    pred = np.asarray(pred, np.float32)
+    gt = np.asarray(gt, bool)
+    if pred.shape != gt.shape or pred.ndim != 2:
+        raise ValueError(f"pred and gt must be (H, W) of the same size, got {pred.shape} and {gt.shape}")
+    binary = pred > np.float32(threshold)
+    tp, area, gt_area = int(np.sum(binary & gt)), int(binary.sum()), int(gt.sum())
+    union = int(np.sum(binary | gt))
+    iou = np.float32(tp) / (np.float32(union) + np.float32(1e-8))
+    accuracy = np.float32(np.sum(binary == gt)) / np.float32(gt.size)
+    precision, recall = _official_precision_recall(np.array([tp]), np.array([area]), gt_area)
+    # every threshold at once: pixels counted by grey value, cumulated from the top
+    values, inverse = np.unique(pred, return_inverse=True)  # sorted distinct values
+    counts = np.bincount(inverse.ravel(), minlength=len(values))
+    fg_counts = np.bincount(inverse.ravel(), weights=gt.ravel(), minlength=len(values)).astype(np.int64)
+    above = np.searchsorted(values, OFFICIAL_SPLITS, side="right")  # first value index with value > split
+    total_above = np.concatenate([np.cumsum(counts[::-1])[::-1], [0]])[above]  # (256,) |pred > split|
+    tp_above = np.concatenate([np.cumsum(fg_counts[::-1])[::-1], [0]])[above]  # (256,) |pred > split ∧ gt|
+    p_curve, r_curve = _official_precision_recall(tp_above, total_above, gt_area)
+    return {"iou": float(iou), "accuracy": float(accuracy), "precision": float(precision[0]), "recall": float(recall[0]),
+            "f_beta": float(official_f_beta(precision, recall, beta2=beta2)[0]),
+            "precision_curve": p_curve, "recall_curve": r_curve,
+            "f_beta_curve": official_f_beta(p_curve, r_curve, beta2=beta2)}
+
+
+def official_aggregates(f_beta_curves: np.ndarray) -> dict[str, float]:
+    """The official dataset figures from per-image F_beta curves (N, 256) float32: max_f_beta (the best k of the
+    float32 mean over images), max_f_beta_level (that k; the threshold is k/256) and max_f_beta_per_image (the
+    float32 mean of each image's best). The float32 means run in the order of the rows."""
+    curves = torch.from_numpy(np.ascontiguousarray(f_beta_curves, dtype=np.float32))  # (N, 256)
+    mean = curves.mean(dim=0)  # (256,) float32, as the official F_max
+    level = int(mean.argmax())
+    per_image = curves.max(dim=1).values.mean()  # float32
+    return {"max_f_beta": float(mean[level]), "max_f_beta_level": level, "max_f_beta_per_image": float(per_image)}

@@ -71,6 +71,8 @@ Rules a method follows:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Mapping
@@ -119,10 +121,40 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "seed", "num_workers", "sample_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for name in ("batch_size", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        check_ranges(self)
+
+
+# every method config's numbers, checked by the names they share (so that `--ema-beta 2` is refused
+# when the config is made, not by a traceback mid-training)
+_AT_LEAST_ONE = ("size", "resolution", "samples", "d_steps", "depth", "head_convs", "chunk_size", "r1_every",
+                 "feature_resolution")  # plus every int field named *width or *dim
+_POSITIVE = ("lr", "lr_g", "lr_d", "lr_s", "lr_late")  # learning rates
+_FRACTIONS = ("ema_beta",)  # in [0, 1)
+
+
+def check_ranges(config) -> None:
+    """A ValueError naming the option (``--ema-beta``) when a number of ``config`` is out of range:
+    any float NaN or infinite, a size, width or dimension below 1, a learning rate <= 0, an EMA decay
+    or an Adam beta outside [0, 1)."""
+    for f in dataclasses.fields(config):
+        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{flag} must be a finite number, got {value!r}")
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and (f.name in _AT_LEAST_ONE or f.name.endswith(("width", "dim"))) and value < 1:
+            raise ValueError(f"{flag} must be a whole number >= 1, got {value}")
+        if f.name in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
+            raise ValueError(f"{flag} must be > 0, got {value}")
+        if (f.name in _FRACTIONS or f.name.startswith("betas")) and not all(
+                isinstance(v, (int, float)) and 0 <= v < 1 for v in values):
+            raise ValueError(f"{flag} must be in [0, 1), got {' '.join(map(str, values))}")
 
 
 @dataclass

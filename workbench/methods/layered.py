@@ -33,8 +33,15 @@ Details the thesis leaves open, decided here:
   the gradient of its per-image mean (eq. 4.8 writes one gradient per pixel, which costs a backward
   pass per pixel);
 * CutMix (setting b) mixes with a box or its complement (p = 1/2 each), without U-Net GAN's warm-up;
+* real images are centre-cropped to a square, resized to 1.125·R and cropped to R at random (section
+  4.2; chapter 3 squashes them, as section 3.3 says);
 * at test time an image is brought to the scale of the training crops: its shorter side is resized
-  to 1.125·R (the real images were resized to 1.125·R and cropped to R), see :meth:`LayeredGAN.segment`.
+  to 1.125·R (the real images were resized to 1.125·R and cropped to R), see :meth:`LayeredGAN.segment`;
+* the networks are StyleGAN2's (``network="stylegan2"``: modulated convolutions with
+  demodulation, skip outputs, a residual discriminator; :mod:`workbench.nets.stylegan2`), the
+  layer label read by the mapping network; ``network="stylegan"`` keeps chapter 3's StyleGAN;
+* λ = 0.1 is read as eq. (4.6) prints it, λ·E‖∇D‖² (``r1_reading="thesis"``); StyleGAN2's code
+  writes the penalty as (γ/2)·E‖∇D‖², and ``r1_reading="stylegan2"`` reads λ as that γ.
 
 Presets: ``paper`` (section 4.2 at 128 px: batch 64, lr 1e-3, η = 0.15 of the ablation study,
 150K iterations), ``small`` (32 px synthetic ``benchmark`` scenes on a CPU), ``smoke``.
@@ -43,7 +50,7 @@ Presets: ``paper`` (section 4.2 at 128 px: batch 64, lr 1e-3, η = 0.15 of the a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +89,8 @@ SETTINGS: dict[str, Setting] = {
                  matched=False),
 }
 
+R1_READINGS = {"thesis": 1.0, "stylegan2": 0.5}  # factor on λ: eq. (4.6) as printed, or λ as StyleGAN2's γ (γ/2)
+
 # config
 
 
@@ -95,6 +104,7 @@ class LayeredConfig(TrainConfig):
     z_dim: int = 512  # size of z ~ N(0, I)
     w_dim: int = 512  # size of the style vector w
     mapping_layers: int = 8
+    network: str = "stylegan2"  # StyleGAN2 G (modulated convs, skip outputs) and residual D; "stylegan": chapter 3's
     width: int = 128  # channels at full resolution, doubling per halving
     max_width: int = 512  # channel cap
     max_shift: float = 0.125  # δ as a fraction of the resolution
@@ -107,6 +117,7 @@ class LayeredConfig(TrainConfig):
     mixing: float = 0.9  # style-mixing probability
     r1_weight: float = 0.1  # λ of eq. (4.6)
     r1_dec_weight: float = 0.1  # λ_dec of eq. (4.8)
+    r1_reading: str = "thesis"  # "thesis": λ·E‖∇D‖² as eq. (4.6) prints; "stylegan2": λ read as StyleGAN2's γ, (γ/2)·E‖∇D‖²
     r1_every: int = 16  # lazy R1 (StyleGAN2): every this many steps, weight × this
     seg_weight: float = 1.0  # weight of L_seg in eqs. (4.9), (4.10)
     cutmix_prob: float = 0.5  # share of discriminator steps with a CutMix batch (setting b)
@@ -115,10 +126,12 @@ class LayeredConfig(TrainConfig):
     betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
     ema_beta: float = 0.999  # decay of the generator's moving average (sampling, post-training)
     samples: int = 8  # columns of the sample grid
-    steps: int = 150_000  # 1K epochs of DUTS-TR at batch 64
+    steps: int = 150_000  # training iterations (paper: 1K epochs of DUTS-TR at batch 64)
     batch_size: int = 64
     sample_every: int = 2000
     checkpoint_every: int = 10_000
+    # configs saved before chapter 4 moved to StyleGAN2 load with chapter 3's networks they were trained with
+    LEGACY_DEFAULTS: ClassVar[dict] = {"network": "stylegan"}
 
     def __post_init__(self):
         super().__post_init__()
@@ -135,13 +148,17 @@ class LayeredConfig(TrainConfig):
             raise ValueError(f"min_mask ({self.min_mask}) must be below max_mask ({self.max_mask})")
         if self.r1_every < 1 or self.samples < 1:
             raise ValueError("r1_every and samples must be >= 1")
+        if self.network not in ("stylegan", "stylegan2"):
+            raise ValueError(f"network must be stylegan or stylegan2, got {self.network!r}")
+        if self.r1_reading not in R1_READINGS:
+            raise ValueError(f"r1_reading must be one of {sorted(R1_READINGS)}, got {self.r1_reading!r}")
 
 
 PRESETS: dict[str, LayeredConfig] = {
     "paper": LayeredConfig(),
     # max_mask: the workbench's upper mask-size hinge; without it the 3,000-step GAN paints the whole frame
     # as foreground (mean mask area 0.84-0.89 in settings c and d; see the README)
-    "small": LayeredConfig(dataset="synthetic:benchmark", resolution=32, z_dim=64, w_dim=64, mapping_layers=4,
+    "small": LayeredConfig(dataset="synthetic:movable", resolution=32, z_dim=64, w_dim=64, mapping_layers=4,
                            width=16, max_width=128, max_mask=0.4, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                            sample_every=500, checkpoint_every=1000),
     "smoke": LayeredConfig(dataset="synthetic:benchmark", resolution=16, z_dim=16, w_dim=16, mapping_layers=2,
@@ -159,7 +176,13 @@ def discriminator_widths(config: LayeredConfig) -> tuple[int, int]:
     if not setting.matched:
         return config.width, config.max_width
     return matched_width(resolution=config.resolution, width=config.width, max_width=config.max_width,
-                         realism=setting.realism, segmenter=setting.segmenter)
+                         realism=setting.realism, segmenter=setting.segmenter,
+                         architecture=discriminator_architecture(config))
+
+
+def discriminator_architecture(config: LayeredConfig) -> str:
+    """StyleGAN2's residual discriminator with the StyleGAN2 generator, chapter 3's plain one otherwise."""
+    return "resnet" if config.network == "stylegan2" else "plain"
 
 
 class LayeredGAN(PerturbGAN):
@@ -184,14 +207,16 @@ class LayeredGAN(PerturbGAN):
 
     def build_generator(self) -> torch.nn.Module:
         c = self.config
-        return ConditionalLayeredGenerator(resolution=c.resolution, width=c.width, max_width=c.max_width,
-                                           z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers)
+        return ConditionalLayeredGenerator(network=c.network, resolution=c.resolution, width=c.width,
+                                           max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim,
+                                           mapping_layers=c.mapping_layers)
 
     def build_discriminator(self) -> torch.nn.Module:
         """The U-Net discriminator of the setting (widths from :func:`discriminator_widths`)."""
         width, max_width = self.discriminator_widths
         return UNetDiscriminator(resolution=self.config.resolution, width=width, max_width=max_width,
-                                 realism=self.setting.realism, segmenter=self.setting.segmenter)
+                                 realism=self.setting.realism, segmenter=self.setting.segmenter,
+                                 architecture=discriminator_architecture(self.config))
 
     def build_loss(self):
         """Eqs. (4.5), (4.6); its logistic terms serve D_dec too."""
@@ -265,11 +290,13 @@ class LayeredGAN(PerturbGAN):
         return adversarial + c.consistency_weight * consistency
 
     def r1_penalty(self, real: torch.Tensor, out_real, stats: dict) -> torch.Tensor:
-        """λ E‖∇ₓD(x)‖² (eq. 4.6) + λ_dec E‖∇ₓ mean D_dec(x)‖² (eq. 4.8, see the module docstring)."""
+        """λ E‖∇ₓD(x)‖² (eq. 4.6) + λ_dec E‖∇ₓ mean D_dec(x)‖² (eq. 4.8, see the module docstring);
+        both weights halved under ``r1_reading="stylegan2"``."""
         c = self.config
-        outputs = [(c.r1_weight, out_real.logits.sum(), "r1")]
+        factor = R1_READINGS[c.r1_reading]
+        outputs = [(factor * c.r1_weight, out_real.logits.sum(), "r1")]
         if out_real.realism is not None:
-            outputs.append((c.r1_dec_weight, out_real.realism.mean(dim=(1, 2, 3)).sum(), "r1_dec"))
+            outputs.append((factor * c.r1_dec_weight, out_real.realism.mean(dim=(1, 2, 3)).sum(), "r1_dec"))
         penalty = real.new_zeros(())
         for weight, scalar, name in outputs:
             if weight > 0:
@@ -312,6 +339,14 @@ class LayeredGAN(PerturbGAN):
         offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)
         composite = self.composite(layers, offset, jitter=c.jitter)
         return ((composite + 1) / 2).clamp(0, 1), translate(layers.mask, offset)
+
+    def build_dataset(self):
+        """The training split as section 4.2 prepares real images: the centre square, resized to 1.125·R
+        (random R crops happen per batch, :meth:`real_images`); without ``random_crop``, to R."""
+        from workbench.data import build_dataset
+
+        c = self.config
+        return build_dataset(c.dataset, size=self.test_side, split="train", seed=c.seed, crop="center")
 
     @property
     def test_side(self) -> int:

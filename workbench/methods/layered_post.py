@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from workbench.checkpoint import load_method_as
 from workbench.methods.base import Method, Phase, evaluating, tile_rows
 from workbench.methods.oracle import OracleConfig, OracleUNet
 from workbench.ops.rescale import segment_at_scale
@@ -85,9 +86,9 @@ class PostSegmenter(OracleUNet):
     @staticmethod
     def load_gan(path: str, device: torch.device) -> Method:
         """The trained ``layered`` run (or checkpoint folder) at ``path``."""
-        from workbench.train.checkpoint import load_method
+        from workbench.methods.layered import LayeredGAN
 
-        return load_method(Path(path).expanduser(), device=device, method="layered")
+        return load_method_as(LayeredGAN, Path(path).expanduser(), device=device)
 
     def require_gan(self) -> None:
         if self.gan is None:

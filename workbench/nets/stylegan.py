@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RESOLUTIONS", "EqualLinear", "EqualConv2d", "MappingNetwork", "StyleGenerator", "StyleDiscriminator",
+__all__ = ["RESOLUTIONS", "EqualLinear", "EqualConv2d", "MappingNetwork", "StyleCodes", "StyleGenerator", "StyleDiscriminator",
            "channel_widths", "mixing_cutoffs", "mix_styles"]
 
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
@@ -158,31 +158,30 @@ class StyleLayer(nn.Module):
 # networks
 
 
-class StyleGenerator(nn.Module):
-    """StyleGAN generator G(z[, label]) -> (B, out_channels, R, R); see the module docstring.
+class StyleCodes(nn.Module):
+    """What StyleGAN's and StyleGAN2's generators share: z (and a label) -> the stack of styles -> ``synthesis``.
 
-    ``num_ws`` = 2 per resolution (4×4 … R×R). ``w_avg`` tracks the mean style in training mode,
-    for the truncation trick (ψ = ``truncation``; 1 disables it).
+    The constructor builds the mapping network, the learned 4×4 constant and the ``w_avg`` buffer and
+    keeps ``widths`` (channels per resolution); a subclass adds its layers, sets ``num_ws`` and defines
+    ``synthesis(ws (B, num_ws, w_dim), *, noise)``.
     """
 
-    def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
-                 mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
-                 w_avg_beta: float = 0.995):
+    def __init__(self, *, resolution: int, out_channels: int, z_dim: int, w_dim: int, mapping_layers: int,
+                 width: int, max_width: int, num_classes: int, w_avg_beta: float):
         super().__init__()
-        widths = channel_widths(resolution, width=width, max_width=max_width)
+        self.widths = channel_widths(resolution, width=width, max_width=max_width)
         self.resolution, self.out_channels, self.z_dim, self.w_dim = resolution, out_channels, z_dim, w_dim
         self.num_classes, self.w_avg_beta = num_classes, w_avg_beta
         self.mapping = MappingNetwork(z_dim=z_dim, w_dim=w_dim, layers=mapping_layers, num_classes=num_classes)
-        self.const = nn.Parameter(torch.randn(1, widths[4], 4, 4))
-        self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
-        for r, c in widths.items():
-            c_in = widths.get(r // 2, c)
-            first = (StyleLayer(c, c, w_dim=w_dim, resolution=r, conv=False) if r == 4
-                     else StyleLayer(c_in, c, w_dim=w_dim, resolution=r, up=True))
-            self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
-            self.to_rgb.append(EqualConv2d(c, out_channels, 1))
-        self.num_ws = len(self.layers)
+        self.const = nn.Parameter(torch.randn(1, self.widths[4], 4, 4))
         self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def check_styles(self, ws: torch.Tensor, noise: str) -> None:
+        """Raise ValueError unless ``ws`` is (B, num_ws, w_dim) and ``noise`` one of :data:`NOISE_MODES`."""
+        if noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+        if ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
 
     def styles(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0) -> torch.Tensor:
         """w (B, w_dim) of z; updates ``w_avg`` in training mode; ψ-truncated towards it when ``truncation`` < 1."""
@@ -196,18 +195,45 @@ class StyleGenerator(nn.Module):
 
     def style_stack(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
                     mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None) -> torch.Tensor:
-        """The styles of every AdaIN layer (B, num_ws, w_dim); with ``mix_z`` and ``cutoff`` (B,), style mixing."""
+        """The styles of every styled layer (B, num_ws, w_dim); with ``mix_z`` and ``cutoff`` (B,), style mixing."""
         w = self.styles(z, labels, truncation=truncation)  # (B, w_dim)
         if mix_z is None or cutoff is None:
             return w[:, None].expand(-1, self.num_ws, -1)
         return mix_styles(w, self.styles(mix_z, labels, truncation=truncation), cutoff, self.num_ws)
 
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
+                mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None,
+                noise: str = "random") -> torch.Tensor:
+        return self.synthesis(self.style_stack(z, labels, truncation=truncation, mix_z=mix_z, cutoff=cutoff),
+                              noise=noise)
+
+
+class StyleGenerator(StyleCodes):
+    """StyleGAN generator G(z[, label]) -> (B, out_channels, R, R); see the module docstring.
+
+    ``num_ws`` = 2 per resolution (4×4 … R×R). ``w_avg`` tracks the mean style in training mode,
+    for the truncation trick (ψ = ``truncation``; 1 disables it).
+    """
+
+    def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
+                 mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
+                 w_avg_beta: float = 0.995):
+        super().__init__(resolution=resolution, out_channels=out_channels, z_dim=z_dim, w_dim=w_dim,
+                         mapping_layers=mapping_layers, width=width, max_width=max_width, num_classes=num_classes,
+                         w_avg_beta=w_avg_beta)
+        widths = self.widths
+        self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
+        for r, c in widths.items():
+            c_in = widths.get(r // 2, c)
+            first = (StyleLayer(c, c, w_dim=w_dim, resolution=r, conv=False) if r == 4
+                     else StyleLayer(c_in, c, w_dim=w_dim, resolution=r, up=True))
+            self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
+            self.to_rgb.append(EqualConv2d(c, out_channels, 1))
+        self.num_ws = len(self.layers)
+
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
         """Styles (B, num_ws, w_dim) -> image (B, out_channels, R, R); ``noise`` is random, const or none."""
-        if noise not in NOISE_MODES:
-            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
-        if ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(f"ws must be (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
+        self.check_styles(ws, noise)
         x = self.const.expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
         out = None
         for i, to_rgb in enumerate(self.to_rgb):
@@ -217,11 +243,6 @@ class StyleGenerator(nn.Module):
             out = rgb if out is None else F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False) + rgb
         return out
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation: float = 1.0,
-                mix_z: torch.Tensor | None = None, cutoff: torch.Tensor | None = None,
-                noise: str = "random") -> torch.Tensor:
-        return self.synthesis(self.style_stack(z, labels, truncation=truncation, mix_z=mix_z, cutoff=cutoff),
-                              noise=noise)
 
 
 class MinibatchStd(nn.Module):
@@ -239,9 +260,16 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std], dim=1)
 
 
+DISCRIMINATOR_ARCHITECTURES = ("plain", "resnet")  # StyleGAN's blocks; StyleGAN2's residual blocks
+
+
 class StyleDiscriminator(nn.Module):
     """StyleGAN's discriminator: from-RGB, two 3×3 convs and a 2× average pool per resolution, then
     minibatch standard deviation, a 3×3 conv and two dense layers at 4×4 -> one logit per image.
+
+    ``architecture="resnet"`` is StyleGAN2's residual discriminator (Karras et al. 2020, figure 7c):
+    every block also adds a 1×1, bias-free projection of its pooled input, and the sum is scaled
+    by 1/√2 to keep the variance.
 
     With ``num_classes`` the logit gains the projection term ⟨embed(y), h⟩ (conditional, chapter 4).
     :meth:`features` returns the activations at ``feature_resolution`` for the perceptual loss
@@ -249,15 +277,20 @@ class StyleDiscriminator(nn.Module):
     """
 
     def __init__(self, *, resolution: int, in_channels: int = 3, width: int = 64, max_width: int = 512,
-                 num_classes: int = 0, mbstd_group: int = 4):
+                 num_classes: int = 0, mbstd_group: int = 4, architecture: str = "plain"):
         super().__init__()
+        if architecture not in DISCRIMINATOR_ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {DISCRIMINATOR_ARCHITECTURES}, got {architecture!r}")
         widths = channel_widths(resolution, width=width, max_width=max_width)
-        self.resolution = resolution
+        self.resolution, self.architecture = resolution, architecture
         self.from_rgb = EqualConv2d(in_channels, widths[resolution], 1)
         self.blocks = nn.ModuleList()
         self.block_resolutions = [r for r in sorted(widths, reverse=True) if r > 4]
         for r in self.block_resolutions:
-            self.blocks.append(nn.ModuleList([EqualConv2d(widths[r], widths[r], 3), EqualConv2d(widths[r], widths[r // 2], 3)]))
+            convs = [EqualConv2d(widths[r], widths[r], 3), EqualConv2d(widths[r], widths[r // 2], 3)]
+            if architecture == "resnet":
+                convs.append(EqualConv2d(widths[r], widths[r // 2], 1, bias=False))  # the residual projection
+            self.blocks.append(nn.ModuleList(convs))
         c4 = widths[4]
         self.mbstd = MinibatchStd(mbstd_group)
         self.conv4 = EqualConv2d(c4 + 1, c4, 3)
@@ -270,11 +303,14 @@ class StyleDiscriminator(nn.Module):
         """Run the blocks down to resolution ``stop``; yield each block's (first-conv activations
         (B, C_r, r, r), output (B, C_{r/2}, r/2, r/2)). One loop for :meth:`trunk` and :meth:`encode`."""
         x = lrelu(self.from_rgb(x))  # (B, C_R, R, R)
-        for r, (conv0, conv1) in zip(self.block_resolutions, self.blocks):
+        for r, block in zip(self.block_resolutions, self.blocks):
             if r <= stop:
                 break
-            skip = lrelu(conv0(x))  # (B, C_r, r, r)
-            x = F.avg_pool2d(lrelu(conv1(skip)), 2)  # (B, C_{r/2}, r/2, r/2)
+            skip = lrelu(block[0](x))  # (B, C_r, r, r)
+            out = F.avg_pool2d(lrelu(block[1](skip)), 2)  # (B, C_{r/2}, r/2, r/2)
+            if len(block) == 3:  # residual: (main + projected pooled input) / √2
+                out = (out + block[2](F.avg_pool2d(x, 2))) * math.sqrt(0.5)
+            x = out
             yield skip, x
 
     def trunk(self, x: torch.Tensor, *, stop: int = 4) -> torch.Tensor:

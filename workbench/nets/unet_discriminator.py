@@ -75,16 +75,16 @@ class UNetDiscriminator(StyleDiscriminator):
     """StyleGAN discriminator plus an optional U-Net decoder; see the module docstring.
 
     Args:
-        resolution, in_channels, width, max_width, mbstd_group: those of the encoder
-            (:class:`~workbench.nets.stylegan.StyleDiscriminator`).
+        resolution, in_channels, width, max_width, mbstd_group, architecture: those of the encoder
+            (:class:`~workbench.nets.stylegan.StyleDiscriminator`; ``"resnet"``: StyleGAN2's).
         realism: decode a per-pixel realism logit D_dec (eq. 4.8).
         segmenter: decode a mask logit D_seg (eq. 4.7).
     """
 
     def __init__(self, *, resolution: int, in_channels: int = 3, width: int = 64, max_width: int = 512,
-                 realism: bool = False, segmenter: bool = False, mbstd_group: int = 4):
+                 realism: bool = False, segmenter: bool = False, mbstd_group: int = 4, architecture: str = "plain"):
         super().__init__(resolution=resolution, in_channels=in_channels, width=width, max_width=max_width,
-                         mbstd_group=mbstd_group)
+                         mbstd_group=mbstd_group, architecture=architecture)
         self.realism, self.segmenter = realism, segmenter
         channels = int(realism) + int(segmenter)
         self.decoder = self.to_logits = None
@@ -118,10 +118,12 @@ class UNetDiscriminator(StyleDiscriminator):
         return self.decode(skips, h)[:, -1:]
 
 
-def matched_width(*, resolution: int, width: int, max_width: int, realism: bool, segmenter: bool) -> tuple[int, int]:
+def matched_width(*, resolution: int, width: int, max_width: int, realism: bool, segmenter: bool,
+                  architecture: str = "plain") -> tuple[int, int]:
     """(width, max_width) scaled by one factor so that the U-Net discriminator has about as many
     parameters as the standard one of ``width``/``max_width`` (section 4.2)."""
-    target = parameter_count(StyleDiscriminator(resolution=resolution, width=width, max_width=max_width))
+    target = parameter_count(StyleDiscriminator(resolution=resolution, width=width, max_width=max_width,
+                                                architecture=architecture))
 
     def scaled(percent: int) -> tuple[int, int]:
         return max(1, round(width * percent / 100)), max(1, round(max_width * percent / 100))
@@ -129,7 +131,7 @@ def matched_width(*, resolution: int, width: int, max_width: int, realism: bool,
     def gap(percent: int) -> int:  # parameters over the target (grows with percent)
         w, m = scaled(percent)
         return parameter_count(UNetDiscriminator(resolution=resolution, width=w, max_width=m, realism=realism,
-                                                 segmenter=segmenter)) - target
+                                                 segmenter=segmenter, architecture=architecture)) - target
 
     low, high = 10, 100  # bisection on the percentage
     while high - low > 1:

@@ -121,14 +121,17 @@ def cutmix_masks(batch: int, size: int, *, flip: bool = True, device: torch.devi
 
 
 def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float] = (0.9, 1.0),
-                        ratio: tuple[float, float] = (0.75, 4 / 3), tries: int = 10,
+                        ratio: tuple[float, float] = (0.75, 4 / 3), tries: int = 10, mode: str = "bilinear",
                         generator: torch.Generator | None = None) -> torch.Tensor:
     """A random crop of each image, of area share in ``scale`` and aspect ratio in ``ratio``, resized to ``size``.
 
     Vectorised version of torchvision's RandomResizedCrop (MOVE, section 5.3): ``tries`` candidate boxes
-    per image, the first that fits is used, else the whole image; bilinear resampling through one
-    ``grid_sample`` for the batch. (B, 3, H, W) -> (B, 3, size, size).
+    per image, the first that fits is used, else the whole image; ``mode`` ("bilinear", or "bicubic"
+    as the official MOVE) resampling through one ``grid_sample`` for the batch, without the
+    antialiasing PIL applies when it shrinks. (B, 3, H, W) -> (B, 3, size, size).
     """
+    if mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"mode must be 'bilinear' or 'bicubic', got {mode!r}")
     b, _, h, w = x.shape
     area = scale[0] + (scale[1] - scale[0]) * torch.rand(b, tries, generator=generator)  # (B, T) share of the area
     log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(b, tries, generator=generator)
@@ -146,7 +149,7 @@ def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float
     theta[:, 0, 0], theta[:, 0, 2] = cw, 2 * left + cw - 1  # x_in = cw·x_out + centre, in [-1, 1] coordinates
     theta[:, 1, 1], theta[:, 1, 2] = ch, 2 * top + ch - 1
     grid = F.affine_grid(theta.to(x), [b, x.shape[1], size, size], align_corners=False)  # (B, S, S, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
 
 
 @dataclass

@@ -47,8 +47,13 @@ def copy_paste(*, image: Tensor, mask: Tensor, offset: Tensor) -> Tensor:
 
 
 def mask_union(mask: Tensor, offset: Tensor) -> Tensor:
-    """The union of the mask and its shifted copy, ``1 - (1 - m) ⊙ (1 - m_δ)`` (eq. 5.4, before pooling)."""
-    return 1 - (1 - mask) * (1 - translate(mask, offset))
+    """The union of the mask and its shifted copy, ``m ⊙ (1 - m_δ) + m_δ`` (eq. 5.4, before pooling).
+
+    Equal to ``1 - (1 - m) ⊙ (1 - m_δ)``; written as the official MOVE computes it, so that the
+    float32 rounding matches too.
+    """
+    shifted = translate(mask, offset)  # (B, 1, H, W) m_δ
+    return mask * (1 - shifted) + shifted
 
 
 def inpainting_mask(mask: Tensor, offset: Tensor, *, patch: int) -> Tensor:

@@ -29,7 +29,7 @@ from workbench.ops.classical import as_bool_mask, as_image, inpaint_telea
 from workbench.ops.composite import copy_paste, layered_composite, mask_union, move_composite
 from workbench.ops.shift import translate
 
-__all__ = ["ShiftResult", "shift_scene", "shift_error", "shift_layers"]
+__all__ = ["ShiftResult", "shift_scene", "shift_error", "shift_error_map", "shift_layers"]
 
 # helpers
 
@@ -121,16 +121,15 @@ def shift_scene(
     )
 
 
-def shift_error(result: ShiftResult, true_mask: np.ndarray) -> float:
-    """How far the composite x̂_δ is from the scene with the *true* object moved, where that is known.
+def shift_error_map(result: ShiftResult, true_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the composite x̂_δ differs from the scene with the *true* object moved: the map of :func:`shift_error`.
 
-    The truly moved scene is the copy-paste with the true mask m*: it is known on the moved
-    object m*_δ and on the background away from the old object, ``K = m*_δ ∪ ¬m*`` (behind the
-    old object nobody knows what the background looks like). The error is the mean absolute
-    difference, over the colour channels and over the pixels of K that either mask touches
-    (``m ∪ m_δ ∪ m* ∪ m*_δ``; everywhere else both images equal x). It is 0 when
-    ``result.mask`` is the true mask and grows with the dragged background of a mask that is
-    too large and the missing rim of one that is too small. Range [0, 1].
+    Returns ``(error, region)``: ``error`` float32 (H, W), the mean over the colour channels of
+    |x̂_δ − x̃*_δ| (x̃*_δ the copy-paste with the true mask m*, i.e. the truly moved scene), 0 outside
+    ``region``; ``region`` bool (H, W), the pixels where the truth is known (``m*_δ ∪ ¬m*``: behind the
+    old object nobody knows the background) and that either mask touches (``m ∪ m_δ ∪ m* ∪ m*_δ``;
+    everywhere else both images equal x). With the true mask the map is 0 everywhere; a mask that is
+    too large shows the dragged background, one that is too small the missing rim.
     """
     true_mask = as_bool_mask(true_mask)
     if true_mask.shape != result.mask.shape:
@@ -143,9 +142,26 @@ def shift_error(result: ShiftResult, true_mask: np.ndarray) -> float:
     known = true_shifted | ~true_mask  # (H, W)
     touched = result.union | true_mask | true_shifted  # (H, W)
     region = known & touched
+    error = np.abs(result.composite - reference).mean(axis=2)  # (H, W)
+    return np.where(region, error, 0.0).astype(np.float32), region
+
+
+def shift_error(result: ShiftResult, true_mask: np.ndarray) -> float:
+    """How far the composite x̂_δ is from the scene with the *true* object moved, where that is known.
+
+    The truly moved scene is the copy-paste with the true mask m*: it is known on the moved
+    object m*_δ and on the background away from the old object, ``K = m*_δ ∪ ¬m*`` (behind the
+    old object nobody knows what the background looks like). The error is the mean absolute
+    difference, over the colour channels and over the pixels of K that either mask touches
+    (``m ∪ m_δ ∪ m* ∪ m*_δ``; everywhere else both images equal x): the mean of
+    :func:`shift_error_map` over its region. It is 0 when ``result.mask`` is the true mask and
+    grows with the dragged background of a mask that is too large and the missing rim of one that
+    is too small. Range [0, 1].
+    """
+    error, region = shift_error_map(result, true_mask)
     if not region.any():
         return 0.0
-    return float(np.abs(result.composite - reference)[region].mean())
+    return float(error[region].mean())
 
 
 def shift_layers(

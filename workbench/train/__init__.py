@@ -6,11 +6,12 @@
 - ``load_method(path)`` gives a trained method back from a checkpoint or run folder.
 """
 
-from workbench.train.checkpoint import (Checkpoint, CheckpointError, StateDictMismatchError, find_checkpoint,
-                                        load_method, load_pth, load_state_dict_strict, read_checkpoint)
-from workbench.train.config import ConfigError
-from workbench.train.device import DeviceError, pick_device, seed_everything
-from workbench.train.ema import ema_copy, ema_update
+from workbench.checkpoint import (Checkpoint, CheckpointError, StateDictMismatchError, find_checkpoint, load_pth,
+                                  load_state_dict_strict, read_checkpoint)
+from workbench.config import ConfigError
+from workbench.device import DeviceError, pick_device, seed_everything
+from workbench.nets.ema import ema_copy, ema_update
+from workbench.train.checkpoint import load_method
 from workbench.train.sampler import InfiniteBatchSampler
 from workbench.train.trainer import NonFiniteError, Trainer
 

@@ -7,7 +7,8 @@ Every field of a config dataclass becomes a ``--flag`` of its type; its help is 
 
 Flags accept dashes or underscores (``--batch-size`` = ``--batch_size``). Only the flags a user
 gives are applied, on top of a base config (a preset, or the config of a resumed checkpoint).
-Configs are saved as JSON, never pickled; reading one back checks every key.
+Configs are saved as JSON, never pickled; reading one back checks every key (:mod:`workbench.config`,
+whose names this module re-exports).
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import types
 import typing
 from typing import Any, Literal
 
-# classes
+from workbench.config import ConfigError, config_from_dict, config_to_dict  # the JSON side, re-exported here
 
-
-class ConfigError(ValueError):
-    """A config that cannot be read back: unknown keys, wrong types, a missing preset."""
-
+__all__ = ["ConfigError", "add_config_arguments", "config_from_dict", "config_overrides", "config_to_dict",
+           "field_help", "normalize_flags", "preset_summary"]
 
 # helpers
 
@@ -93,31 +92,21 @@ def _argument(name: str, hint: Any) -> dict[str, Any]:
     raise TypeError(f"config field {name!r} has type {hint!r}, which the command line cannot express")
 
 
-def _coerce(name: str, hint: Any, value: Any) -> Any:
-    """A JSON value back to the field's type (lists to tuples), checking what can be checked."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if value is None:
-        return None
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(name, inner[0], value) if len(inner) == 1 else value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config field {name!r} should be a list, got {value!r}")
-        return tuple(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise ConfigError(f"config field {name!r} should be {hint.__name__}, got {value!r}")
-    return value
+def _flag_value(value: Any) -> str:
+    """A config value as the command line spells it (tuples as space-separated items)."""
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 # functions
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, defaults: Any,
-                         groups: dict[type, str] | None = None) -> None:
+                         groups: dict[type, str] | None = None, reference: Any = None,
+                         reference_name: str = "paper") -> None:
     """Add one ``--flag`` per field of dataclass ``cls``; the help shows the value in ``defaults``.
+
+    With ``reference`` (another preset's config, e.g. ``paper``), a field whose value differs
+    there shows both: ``(default: 1500; paper: 26382)``.
 
     The flags default to "not given" (``argparse.SUPPRESS``), so that :func:`config_overrides`
     sees only what the user typed. ``groups`` maps a base class to the title of the argument
@@ -136,9 +125,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, defaults
             sections[title] = parser.add_argument_group(title)
         kwargs = _argument(f.name, hints[f.name])
         value = getattr(defaults, f.name)
-        shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
+        shown = f"default: {_flag_value(value)}"
+        if reference is not None and getattr(reference, f.name) != value:
+            shown += f"; {reference_name}: {_flag_value(getattr(reference, f.name))}"
         text = helps.get(f.name, "")
-        text = f"{text} (default: {shown})" if text else f"(default: {shown})"
+        text = f"{text} ({shown})" if text else f"({shown})"
         kwargs["help"] = text.replace("%", "%%")  # argparse formats help with %
         sections[title].add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS, **kwargs)
 
@@ -174,31 +165,3 @@ def preset_summary(presets: dict[str, Any], *, default: str, shown: str | None =
                 if getattr(config, f.name) != getattr(base, f.name)]
         lines.append(f"  {name:<6} " + (" ".join(diff) if diff else "the defaults shown above"))
     return "\n".join(lines)
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as a JSON-ready dict (tuples become lists)."""
-
-    def plain(value):
-        if isinstance(value, (tuple, list)):
-            return [plain(v) for v in value]
-        return value
-
-    return {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-
-
-def config_from_dict(cls: type, data: dict[str, Any], *, source: str = "the config") -> Any:
-    """Dataclass ``cls`` from a dict written by :func:`config_to_dict`; unknown keys are an error.
-
-    Keys the dict lacks (fields added since it was written) take the dataclass defaults.
-    """
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{source} has fields that {cls.__name__} does not know: {', '.join(unknown)}")
-    values = {k: _coerce(k, hints[k], v) for k, v in data.items()}
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{source} is not a valid {cls.__name__}: {error}") from error

@@ -5,10 +5,11 @@ One iteration draws a fresh batch of real data for every phase call (unless the 
 and optimizer step and returns float stats), checks every stat for NaN/inf, then updates the EMA
 copies. Around that the trainer
 
-- shows a tqdm bar with a fielded status line, and every ``log_every`` steps appends the mean
-  stats to ``stats.jsonl`` and TensorBoard (``tb/``);
+- shows a tqdm bar whose status line holds each phase's loss (at most four figures; the rest is in
+  the logs), refreshed every 0.1 s on a terminal and every 30 s when writing to a file or pipe;
+  every ``log_every`` steps it appends the mean stats to ``stats.jsonl`` and TensorBoard (``tb/``);
 - writes sample grids to ``samples/step-NNNNNNN.png`` (and TensorBoard) every ``sample_every`` steps;
-- writes a checkpoint every ``checkpoint_every`` steps and at the end (atomically, see checkpoint.py);
+- writes a checkpoint every ``checkpoint_every`` steps and at the end (atomically, see workbench/checkpoint.py);
 - calls ``callback(trainer, stats)`` after every step, e.g. to plot live losses in a notebook;
 - under ``torchrun``, wraps the trained modules in DDP and shards the data; rank 0 writes.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,13 +37,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from workbench.checkpoint import (CONFIG_FILE, TENSORS_FILE, Checkpoint, CheckpointError, RunLock, atomic_write_text,
+                                  load_method_weights, load_optimizer_state, method_record, read_checkpoint,
+                                  remove_orphans, rng_state, set_rng_state, step_of, write_checkpoint)
+from workbench.device import seed_everything
 from workbench.methods.base import Method
-from workbench.train.checkpoint import (CONFIG_FILE, TENSORS_FILE, Checkpoint, CheckpointError, load_method_weights,
-                                        load_optimizer_state, method_record, read_checkpoint, rng_state,
-                                        set_rng_state, step_of, write_checkpoint)
-from workbench.train.device import seed_everything
+from workbench.nets.ema import ema_copy, ema_update
 from workbench.train.distributed import broadcast_buffers, dist_info, gather_objects, mean_over_ranks
-from workbench.train.ema import ema_copy, ema_update
 from workbench.train.sampler import InfiniteBatchSampler
 
 Callback = Callable[["Trainer", dict[str, float]], None]
@@ -92,9 +94,27 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def format_status(stats: dict[str, float]) -> str:
-    """The progress bar's fielded status line, ``name value`` pairs without the timing fields."""
-    return "  ".join(f"{k} {v:.4g}" for k, v in stats.items() if not k.startswith("time/"))
+STATUS_FIELDS = 4  # figures on the progress bar's status line; the logs hold every stat
+NON_TTY_INTERVAL_S = 30.0  # seconds between progress-bar lines written to a file or pipe
+
+
+def format_status(stats: dict[str, float], *, fields: int = STATUS_FIELDS) -> str:
+    """The progress bar's status line: each phase's ``<phase>/loss`` as ``<phase> value``, at most
+    ``fields`` of them (without losses: the first ``fields`` stats), so that the line never wraps."""
+    figures = {k: v for k, v in stats.items() if k != "step" and not k.startswith("time/")}
+    losses = {k.rsplit("/", 1)[0]: v for k, v in figures.items() if k == "loss" or k.endswith("/loss")}
+    chosen = losses or figures
+    return "  ".join(f"{k} {v:.4g}" for k, v in list(chosen.items())[:fields])
+
+
+def progress_interval(stream: Any = None) -> float:
+    """Seconds between progress-bar refreshes: 0.1 on a terminal or in a notebook widget, else
+    :data:`NON_TTY_INTERVAL_S`, so that a log file gets a line now and then, not one per step."""
+    if any(klass.__module__ == "tqdm.notebook" for klass in tqdm.__mro__):
+        return 0.1
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return 0.1 if isatty is not None and isatty() else NON_TTY_INTERVAL_S
 
 
 # the trainer
@@ -123,6 +143,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []  # every logged entry of stats.jsonl
         self.log_window: dict[str, list[float]] = defaultdict(list)  # stats of the steps since the last log entry
         self.last_checkpoint: Path | None = None
+        self.run_lock: RunLock | None = None  # the run folder's lock (taken by launch.build, or by fit)
         self._wrap_ddp()
         method.ema = {name: ema_copy(method.module(name)) for name in method.ema_betas}
         if self.writes:
@@ -195,10 +216,22 @@ class Trainer:
         if self.step >= total:
             return self.history
         cfg = self.config
+        own_lock = self.writes and not (self.run_lock is not None and self.run_lock.held)
+        if own_lock:  # no other process may write this run while it trains (launch.build takes it earlier)
+            self.run_lock = RunLock(self.out_dir)
+            remove_orphans(self.out_dir)
+        try:
+            return self._fit(total)
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
+
+    def _fit(self, total: int) -> list[dict[str, float]]:
+        cfg = self.config
         self.method.train()
         writer = self._open_logs()
         bar = tqdm(total=total, initial=self.step, disable=not (self.progress and self.dist.is_main),
-                   desc=self.method.name, dynamic_ncols=True)
+                   desc=self.method.name, dynamic_ncols=True, mininterval=progress_interval())
         window = self.log_window
         batches = self.batches()
         start = tick = time.perf_counter()
@@ -246,7 +279,7 @@ class Trainer:
                         kept.append(line)
                 except json.JSONDecodeError:  # a line cut short by a crash
                     continue
-            stats_path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(stats_path, "".join(line + "\n" for line in kept))  # a kill now loses nothing
         if not self.tensorboard:
             return None
         from torch.utils.tensorboard import SummaryWriter
@@ -325,6 +358,13 @@ class Trainer:
         if missing:
             raise CheckpointError(f"{checkpoint.path} cannot resume training: its state lacks {', '.join(missing)} "
                                   "(it was not written by the trainer; load_method reads its weights)")
+        try:
+            return self._load_checkpoint(checkpoint)
+        except (KeyError, IndexError, TypeError, AttributeError, RuntimeError) as error:  # a hand-edited state.json
+            raise CheckpointError(f"{checkpoint.path}/state.json is damaged and cannot resume training "
+                                  f"({type(error).__name__}: {error})") from None
+
+    def _load_checkpoint(self, checkpoint: Checkpoint) -> Checkpoint:
         load_method_weights(self.method, checkpoint)
         tensors = checkpoint.tensors(TENSORS_FILE)
         for name, optimizer in self.method.optimizers().items():

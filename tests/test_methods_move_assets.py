@@ -13,7 +13,7 @@ from workbench.methods.mae import PRESETS as MAE_PRESETS
 from workbench.methods.mae import MAEPretraining
 from workbench.methods.move import PRESETS, MOVE
 from workbench.methods import move_explore as mx
-from workbench.train.move_assets import export_move_bundle, load_move, resolve_mae_run
+from workbench.methods.move_assets import export_move_bundle, load_move, resolve_mae_run
 
 # helpers
 

@@ -43,7 +43,7 @@ MAKE_SHIPPED = "scripts/export_move_asset.py (see assets/move-small/README.md)" 
 
 def _checkpoint_of(path: Path) -> Path:
     """The MOVE checkpoint folder that ``path`` names: a bundle's ``move/``, a checkpoint or a run folder."""
-    from workbench.train.checkpoint import find_checkpoint
+    from workbench.checkpoint import find_checkpoint
 
     return find_checkpoint(path / "move" if (path / "move").is_dir() else path)
 
@@ -52,10 +52,10 @@ def resolve_mae_run(mae_run: str | Path, *, checkpoint: Path) -> Path:
     """The ``train mae`` folder that a MOVE checkpoint's ``mae_run`` names.
 
     Tried in order: the path as given (absolute, or relative to the working directory), then
-    relative to each folder above ``checkpoint`` (:func:`~workbench.train.checkpoint.find_linked_path`).
+    relative to each folder above ``checkpoint`` (:func:`~workbench.checkpoint.find_linked_path`).
     FileNotFoundError says where it looked.
     """
-    from workbench.train.checkpoint import find_linked_path
+    from workbench.checkpoint import find_linked_path
 
     found = find_linked_path(mae_run, checkpoint=checkpoint)
     if found is None:
@@ -77,7 +77,7 @@ def _copy_weights(source: Path, target: Path, *, name: str, half: bool) -> None:
 
 def export_weights_only(source: Path, target: Path, *, config: dict, half: bool) -> None:
     """Write the weights-only copy of checkpoint ``source``: config, step, method state, modules, EMA."""
-    from workbench.train.checkpoint import CONFIG_FILE, EMA_FILE, MODULES_FILE, STATE_FILE
+    from workbench.checkpoint import CONFIG_FILE, EMA_FILE, MODULES_FILE, STATE_FILE
 
     target.mkdir(parents=True)
     state = json.loads((source / STATE_FILE).read_text())
@@ -97,11 +97,11 @@ def load_move(path: str | Path = SHIPPED_MOVE, *, device: str | torch.device = "
 
     The frozen MAE comes from the checkpoint's ``mae_run``, found by :func:`resolve_mae_run`.
     Raises FileNotFoundError (nothing at ``path``, or its MAE missing) or
-    :class:`~workbench.train.checkpoint.CheckpointError` (not a MOVE checkpoint, damaged files).
+    :class:`~workbench.checkpoint.CheckpointError` (not a MOVE checkpoint, damaged files).
     """
     from workbench.methods.move import MOVE
-    from workbench.train.checkpoint import CONFIG_FILE, method_from_checkpoint, read_checkpoint
-    from workbench.train.config import config_from_dict
+    from workbench.checkpoint import CONFIG_FILE, method_from_checkpoint, read_checkpoint
+    from workbench.config import config_from_dict
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -128,7 +128,7 @@ def export_move_bundle(*, move_run: str | Path, mae_run: str | Path | None = Non
         directory when ``out`` lies inside it (else absolutely).
     """
     from workbench.methods.move import MOVE
-    from workbench.train.checkpoint import find_checkpoint, read_checkpoint
+    from workbench.checkpoint import find_checkpoint, read_checkpoint
 
     out = Path(out)
     if out.exists():

@@ -1,0 +1,75 @@
+"""The separation figures of issue 16: a degenerate layered GAN cannot pass them."""
+
+import numpy as np
+import torch
+
+from workbench.eval.separation import (axis_correlation, generated_separation, mask_centroids, mask_diversity,
+                                       true_scene_reference)
+
+
+def disc(n: int, size: int = 16, *, radius: float = 3.0, centres=None) -> torch.Tensor:
+    """Binary discs (n, 1, size, size) at the given (y, x) pixel centres (default: all at the middle)."""
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    centres = centres if centres is not None else [(size / 2, size / 2)] * n
+    return torch.stack([((yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2)[None] for cy, cx in centres])
+
+
+def test_mask_diversity_is_one_for_a_fixed_blob_and_low_for_moving_ones():
+    assert mask_diversity(disc(5)) == 1.0
+    spread = disc(4, centres=[(4, 4), (4, 12), (12, 4), (12, 12)])
+    assert mask_diversity(spread) == 0.0  # disjoint discs
+    assert mask_diversity(torch.zeros(3, 1, 8, 8, dtype=torch.bool)) == 1.0  # empty masks are identical
+
+
+def test_centroids_and_correlation():
+    masks = disc(2, centres=[(4, 4), (10, 12)])
+    c = mask_centroids(masks).numpy()
+    np.testing.assert_allclose(c, [[4.5 / 16, 4.5 / 16], [10.5 / 16, 12.5 / 16]], atol=1e-6)
+    assert np.isnan(mask_centroids(torch.zeros(1, 1, 4, 4)).numpy()).all()
+    a = np.random.default_rng(0).random((50, 2))
+    assert abs(axis_correlation(a, a) - 1.0) < 1e-12
+    assert axis_correlation(np.full((50, 2), 0.5), a) == 0.0  # a constant follows nothing
+
+
+class FakeGAN:
+    """A layered 'generator' with chosen behaviour, to check what the figures say about it."""
+
+    def __init__(self, *, follow: bool, object_in_background: bool, size: int = 16):
+        self.follow, self.object_in_background, self.size = follow, object_in_background, size
+
+    def generate(self, n, *, seed=None, **_):
+        g = torch.Generator().manual_seed(seed)
+        centres = (torch.rand(n, 2, generator=g) * (self.size - 8) + 4).tolist()
+        obj = disc(n, self.size, centres=centres).float()  # where the object is drawn in the composite
+        mask = obj if self.follow else disc(n, self.size).float()  # or a fixed centred blob
+        background = torch.full((n, 3, self.size, self.size), 0.2)
+        if self.object_in_background:
+            background = background + 0.6 * obj
+        composite = mask * 0.8 + (1 - mask) * background
+        if not self.follow:
+            composite = torch.maximum(composite, 0.8 * obj)  # the object shows although the mask misses it
+        return {"composite": composite, "background": background, "mask": mask}
+
+
+class ThresholdOracle:
+    device = torch.device("cpu")
+
+    def predict(self, images):
+        return (images.mean(1, keepdim=True) > 0.5).float()
+
+
+def test_a_fixed_blob_with_the_object_in_the_background_fails_every_figure():
+    good = generated_separation(FakeGAN(follow=True, object_in_background=False), ThresholdOracle(), n=40,
+                                batch_size=20, diversity_n=40, progress=False)
+    bad = generated_separation(FakeGAN(follow=False, object_in_background=True), ThresholdOracle(), n=40,
+                               batch_size=20, diversity_n=40, progress=False)
+    assert good["detected"] == 1.0 and good["gen_mask_iou"] > 0.99 and good["centroid_corr"] > 0.99
+    assert good["bg_object_area"] == 0.0 and good["mask_diversity"] < 0.3
+    assert bad["mask_diversity"] == 1.0 and bad["centroid_corr"] == 0.0 and bad["bg_object_area"] > 0.05
+
+
+def test_true_scene_reference_on_movable_scenes():
+    ref = true_scene_reference(ThresholdOracle(), preset="movable", resolution=32, n=20, n_backgrounds=10)
+    assert 0.05 <= ref["true_area"] <= 0.3
+    assert 0.0 <= ref["true_mask_diversity"] < 0.5  # objects anywhere: true masks overlap little
+    assert 0.0 <= ref["bg_floor"] <= 1.0

@@ -1,0 +1,145 @@
+"""Figures that a degenerate layered GAN cannot pass (chapters 3 and 4).
+
+A generated-mask IoU against an oracle can look fine while the generator does not separate
+anything: a fixed centred blob scores well when objects sit near the centre, and a background
+generator that paints the object too hides it under the foreground until a shift reveals it
+(figure 3.2's trivial solutions). These figures rule such solutions out:
+
+- ``bg_object_area``: the oracle's foreground area on the background layer B alone (eq. 3.1's
+  B without F and m). An object left in the background shows here; it is compared with
+  ``bg_floor``, the oracle's false-positive area on the *true* empty backgrounds of real scenes.
+- ``mask_diversity``: the mean pairwise IoU of the binarised masks of different codes. A fixed
+  blob gives about 1; compared with ``true_mask_diversity``, the same figure for the true masks
+  of training scenes.
+- ``centroid_corr``: the correlation between the generated mask's centroid and the centroid of
+  the object the oracle finds in the composite (the mean of the x and y correlations). A mask
+  that does not follow the object scores about 0.
+- ``mask_area`` against ``true_area``, the mean object area of the training scenes.
+- ``detected``: the fraction of composites in which the oracle finds an object (its mask covers
+  at least ``min_area``); ``gen_mask_iou`` is the mean IoU on those, as in table 3.1.
+
+Masks are the unshifted generated masks m (eq. 3.1), binarised at 0.5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from workbench.eval.perturbgan import DETECTION_MIN_AREA
+from workbench.ops.mask_losses import mask_iou
+
+__all__ = ["mask_diversity", "mask_centroids", "axis_correlation", "generated_separation",
+           "true_scene_reference"]
+
+MIN_DETECTED = 0.9  # the share of composites that must hold a detected object for the figures to count
+
+
+# helpers
+
+
+def mask_diversity(masks: torch.Tensor) -> float:
+    """Mean IoU over all pairs i < j of binary masks (N, 1, H, W); two empty masks count as identical (1)."""
+    flat = masks.flatten(1).double()  # (N, P)
+    n = flat.shape[0]
+    if n < 2:
+        raise ValueError(f"mask_diversity needs at least two masks, got {n}")
+    inter = flat @ flat.T  # (N, N)
+    area = flat.sum(1)  # (N,)
+    union = area[:, None] + area[None, :] - inter  # (N, N)
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    upper = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+    return float(iou[upper].mean())
+
+
+def mask_centroids(masks: torch.Tensor) -> torch.Tensor:
+    """Centroids (N, 2) as (y, x) in [0, 1] of binary masks (N, 1, H, W); NaN for an empty mask."""
+    m = masks.flatten(2)[:, 0].double()  # (N, H·W)
+    h, w = masks.shape[-2:]
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5) / h
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5) / w
+    grid_y = ys[:, None].expand(h, w).reshape(-1)  # (H·W,)
+    grid_x = xs[None, :].expand(h, w).reshape(-1)
+    area = m.sum(1)  # (N,)
+    cy, cx = (m @ grid_y) / area, (m @ grid_x) / area  # NaN where area == 0
+    return torch.stack([cy, cx], 1)
+
+
+def axis_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over the two axes of the Pearson correlation of points a, b (N, 2); an axis on which
+    either does not vary contributes 0 (a constant cannot follow anything)."""
+    values = []
+    for k in range(2):
+        x, y = a[:, k], b[:, k]
+        if x.std() < 1e-9 or y.std() < 1e-9:
+            values.append(0.0)
+        else:
+            values.append(float(np.corrcoef(x, y)[0, 1]))
+    return float(np.mean(values))
+
+
+# evaluations
+
+
+@torch.no_grad()
+def generated_separation(gan, oracle, *, n: int = 1000, batch_size: int = 100, seed: int = 0,
+                         diversity_n: int = 100, min_area: float = DETECTION_MIN_AREA,
+                         progress: bool = True) -> dict[str, float | int]:
+    """The separation figures of a trained layered GAN (``PerturbGAN`` or ``LayeredGAN``) against an oracle.
+
+    ``n`` unshifted composites from the EMA generator (codes seeded by ``seed``). Returns
+    ``gen_mask_iou`` and ``centroid_corr`` over detected composites, ``detected`` (a fraction),
+    ``detected_ok`` (at least 90% detected), ``bg_object_area`` (mean over all ``n``),
+    ``mask_area``, ``mask_diversity`` (first ``diversity_n`` masks) and ``n``.
+    """
+    ious, found, bg_areas, areas, gen_c, true_c, masks = [], [], [], [], [], [], []
+    for start in tqdm(range(0, n, batch_size), desc="separation", unit="batch", disable=not progress):
+        b = min(batch_size, n - start)
+        out = gan.generate(b, seed=seed * 1_000_003 + start)
+        truth = (oracle.predict(out["composite"]) >= 0.5).cpu()  # (b, 1, R, R) proxy ground truth
+        in_background = (oracle.predict(out["background"]) >= 0.5).cpu()  # (b, 1, R, R): object left in B?
+        mask = (out["mask"] >= 0.5).cpu()  # (b, 1, R, R)
+        detected = truth.flatten(1).float().mean(1) >= min_area  # (b,)
+        ious.append(mask_iou(mask, truth).numpy())
+        found.append(detected.numpy())
+        bg_areas.append(in_background.flatten(1).float().mean(1).numpy())
+        areas.append(mask.flatten(1).float().mean(1).numpy())
+        gen_c.append(mask_centroids(mask).numpy())
+        true_c.append(mask_centroids(truth).numpy())
+        masks.append(mask)
+    iou, detected = np.concatenate(ious), np.concatenate(found)
+    gen_c, true_c = np.concatenate(gen_c), np.concatenate(true_c)
+    follow = detected & ~np.isnan(gen_c).any(1)  # detected, and the generated mask is not empty
+    all_masks = torch.cat(masks)
+    return {
+        "gen_mask_iou": float(iou[detected].mean()) if detected.any() else float("nan"),
+        "detected": float(detected.mean()),
+        "detected_ok": bool(detected.mean() >= MIN_DETECTED),
+        "bg_object_area": float(np.concatenate(bg_areas).mean()),
+        "mask_area": float(np.concatenate(areas).mean()),
+        "mask_diversity": mask_diversity(all_masks[:diversity_n]) if min(diversity_n, n) >= 2 else float("nan"),
+        "centroid_corr": axis_correlation(gen_c[follow], true_c[follow]) if follow.sum() >= 2 else 0.0,
+        "n": int(n),
+    }
+
+
+@torch.no_grad()
+def true_scene_reference(oracle, *, preset: str, resolution: int, seed: int = 0, n: int = 100,
+                         n_backgrounds: int = 200) -> dict[str, float]:
+    """The same figures for the true scenes of a synthetic ``preset``, at ``resolution``.
+
+    ``true_mask_diversity`` and ``true_area`` over the first ``n`` training scenes;
+    ``bg_floor``: the oracle's mean foreground area on the true backgrounds (the scenes without
+    their objects, :func:`workbench.data.synthetic.render_layers`) of ``n_backgrounds`` test scenes.
+    """
+    from workbench.data.synthetic import render_layers, render_scene
+
+    truth = torch.stack([torch.from_numpy(render_scene(i, preset=preset, size=resolution, seed=seed)[1])[None]
+                         for i in range(n)])  # (n, 1, R, R) bool
+    backgrounds = torch.stack([
+        torch.from_numpy(render_layers(i, preset=preset, size=resolution, seed=seed, split="test").background)
+        .permute(2, 0, 1) for i in range(n_backgrounds)])  # (n_bg, 3, R, R) in [0, 1]
+    floor = (oracle.predict(backgrounds.to(oracle.device)) >= 0.5).flatten(1).float().mean(1)  # (n_bg,)
+    return {"true_mask_diversity": mask_diversity(truth), "true_area": float(truth.flatten(1).float().mean(1).mean()),
+            "bg_floor": float(floor.mean())}
