@@ -1,16 +1,20 @@
 """`python -m workbench bench move`: MOVE end to end on synthetic scenes, with no download.
 
-1. pre-train the workbench MAE (``train mae``) on the synthetic ``benchmark`` scenes, or reuse
-   ``--mae-run``;
+1. pre-train the workbench MAE (``train mae``) on the synthetic scenes (default ``movable``: every
+   movable shape in the mask, issue 19), or reuse ``--mae-run`` (e.g. the shipped ``assets/move-small/mae``);
 2. train MOVE on the same scenes with the MAE as inpainter and feature extractor (the "MAE
    feature extractor" row of table 5.6);
 3. train the no-shift ablation (``max_shift=0``), which must collapse (table 5.6);
 4. train the second stage, "SelfMask on MOVE" (table 5.2): a fresh head on the same frozen
    features, supervised by MOVE's binarised masks (``workbench.methods.selfmask``);
-5. score them on the held-out test split beside the foundation's baselines.
+5. score them on the held-out test split beside the foundation's baselines;
+6. with ``--ladder``, the diagnostic ladder of issue 19 (``workbench.bench.move_ladder``): MOVE with the
+   oracle inpainter (the true background), with the other head features, and the supervised upper bound.
 
-The last line is ``RESULT move iou=… acc=… maxfb=… corloc=… best_baseline_iou=… minutes=…
-noshift_iou=… selfmask_iou=…`` (the last two unless ``--no-ablation`` / ``--no-selfmask``).
+The target (issue 19): IoU >= 0.6 and >= the best baseline + 0.10, and the no-shift ablation at most
+half of MOVE's IoU. The last line is ``RESULT move iou=… acc=… maxfb=… corloc=… best_baseline_iou=…
+minutes=… noshift_iou=… selfmask_iou=…`` (the last two unless ``--no-ablation`` / ``--no-selfmask``;
+with ``--ladder`` also ``oracle_inpainter_iou=… other_features_iou=… supervised_iou=…``).
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ def every_shape_scores(dataset) -> dict[str, float] | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="synthetic:benchmark", help="dataset spec (train and test splits)")
+    parser.add_argument("--dataset", default="synthetic:movable", help="dataset spec (train and test splits)")
     parser.add_argument("--n-test", type=int, default=500, help="test images scored (default 500)")
     parser.add_argument("--mae-run", type=Path, default=None, help="reuse this `train mae` run instead of training one")
     parser.add_argument("--mae-steps", type=int, default=None, help="MAE steps (default: the preset's)")
@@ -95,12 +99,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SelfMask-on-MOVE steps (default: the preset's)")
     parser.add_argument("--no-ablation", action="store_true", help="skip the no-shift ablation")
     parser.add_argument("--no-selfmask", action="store_true", help="skip the second stage, SelfMask on MOVE")
+    parser.add_argument("--ladder", action="store_true",
+                        help="also the diagnostic ladder: oracle inpainter, other head features, supervised upper bound")
+    parser.add_argument("--supervised-steps", type=int, default=None,
+                        help="steps of the supervised upper bound (default: MOVE's)")
+    parser.add_argument("--move-arg", action="append", default=[], metavar="ARG",
+                        help="extra `train move` argument for every MOVE run (repeat; e.g. --move-arg=--lr-s=1e-4)")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench/move"), help="where the runs are written")
 
 
 def row(name: str, scores: dict[str, float]) -> dict[str, float | str]:
     return {"method": name, "iou": scores["iou"], "accuracy": scores["accuracy"],
             "max_f_beta": scores["max_f_beta"], "corloc": scores.get("corloc", float("nan"))}
+
+
+def run_ladder(args: argparse.Namespace, move, *, move_argv: list[str], test) -> dict[str, dict]:
+    """The extra rows of ``--ladder`` (see :mod:`workbench.bench.move_ladder`), keyed by their RESULT name."""
+    from workbench.bench.move_ladder import ladder_runs, train_supervised
+
+    from workbench.bench.move_ladder import save_ladder_picture
+
+    out: dict[str, dict] = {}
+    steps = args.supervised_steps if args.supervised_steps is not None else move.config.steps
+    runs = {}
+    pictures = {"MOVE": move}
+    for (name, extra, folder), key in zip(ladder_runs(move.config.features), ("oracle_inpainter_iou", "other_features_iou")):
+        runs[key] = train_run("move", [*move_argv, *extra, "--out", str(args.runs / folder)])
+        out[key] = row(name, score(runs[key], test))
+        pictures[name] = runs[key]
+    for method, label, key in ((move, move.config.features, "supervised_iou"),
+                               (runs["other_features_iou"], runs["other_features_iou"].config.features,
+                                "other_supervised_iou")):
+        head = train_supervised(method, dataset=args.dataset, steps=steps, batch_size=move.config.batch_size,
+                                seed=args.seed)
+        out[key] = row(f"ladder 5: supervised upper bound, {label} features (true masks; diagnostic)",
+                       score(head, test))
+        pictures[out[key]["method"]] = head
+    save_ladder_picture(args.runs / "ladder.png", pictures, test)  # masks of every rung on the first test scenes
+    return out
 
 
 # benchmark
@@ -124,7 +160,7 @@ def move_bench(args: argparse.Namespace) -> BenchResult:
         train_run("mae", mae_argv)
     mae_minutes = (time.perf_counter() - start) / 60
 
-    move_argv = [*common, "--dataset", args.dataset, "--mae-run", str(mae_run)]
+    move_argv = [*common, "--dataset", args.dataset, "--mae-run", str(mae_run), *args.move_arg]
     if args.move_steps is not None:
         move_argv += ["--steps", str(args.move_steps)]
     move = train_run("move", [*move_argv, "--out", str(args.runs / "move")])
@@ -133,6 +169,9 @@ def move_bench(args: argparse.Namespace) -> BenchResult:
     if not args.no_ablation:
         no_shift = train_run("move", [*move_argv, "--max-shift", "0", "--out", str(args.runs / "move-no-shift")])
         rows.append(row("MOVE, no shift (ablation)", score(no_shift, test)))
+    move_minutes = (time.perf_counter() - start) / 60 - mae_minutes  # MOVE and its ablation (the target's budget)
+    ladder = run_ladder(args, move, move_argv=move_argv, test=test) if args.ladder else {}
+    rows += list(ladder.values())
     if not args.no_selfmask:
         selfmask = train_selfmask(args, move_run=args.runs / "move", size=move.config.size)
         rows.append(row("SelfMask on MOVE", score(selfmask, test)))
@@ -154,10 +193,18 @@ def move_bench(args: argparse.Namespace) -> BenchResult:
         metrics["noshift_iou"] = named["MOVE, no shift (ablation)"]["iou"]
     if not args.no_selfmask:
         metrics["selfmask_iou"] = named["SelfMask on MOVE"]["iou"]
+    for key, r in ladder.items():
+        metrics[key] = r["iou"]
+    bar = max(0.6, best_baseline + 0.10)
+    met = main["iou"] >= bar and (args.no_ablation or metrics["noshift_iou"] <= main["iou"] / 2)
     notes = [f"{args.dataset}, test split, {len(test)} images at {move.config.size} px; MAE pre-training "
-             f"{mae_minutes:.1f} min; total {minutes:.1f} min on {torch.get_num_threads()} threads",
-             f"target: IoU >= 0.80 and >= best baseline + 0.10 ({best_baseline + 0.10:.3f}): "
-             + ("met" if main["iou"] >= max(0.80, best_baseline + 0.10) else "NOT met")]
+             f"{mae_minutes:.1f} min; MOVE and its ablation {move_minutes:.1f} min; total {minutes:.1f} min on "
+             f"{torch.get_num_threads()} threads",
+             f"target (issue 19): IoU >= 0.6 and >= best baseline + 0.10 ({bar:.3f}), no-shift IoU <= half of "
+             f"MOVE's, MOVE and its ablation <= 40 min on 2 cores: " + ("met" if met and move_minutes <= 40 else "NOT met")]
+    if args.ladder:
+        notes.append("ladder rows marked 'diagnostic' use knowledge no method has (the true background, the true "
+                     "masks): they locate where the signal is lost, they are not results of MOVE")
     if every_shape is not None and every_shape["iou"] < 1:  # scenes with distractors
         notes.append(f"segmenting every movable shape, distractors included, scores IoU {every_shape['iou']:.3f}: "
                      "the distractors are movable too, so the movability principle alone does not single out "

@@ -538,11 +538,13 @@ class SyntheticScenes(Dataset):
 
     Item ``i`` is ``render_scene(i, preset=preset, size=size, seed=seed, split=split)``; the
     default length is ``SPLIT_SIZES[split]`` (train 10,000, val 500, test 1,000), and any ``n``
-    may be asked for: the stream is endless.
+    may be asked for: the stream is endless. ``with_background=True`` (opt-in) adds the true
+    background layer ``"background": (3, S, S)`` (the scene without its objects, same noise), for
+    diagnostics such as MOVE's oracle inpainter.
     """
 
     def __init__(self, *, preset: str | SceneConfig = "benchmark", size: int = 64, split: str = "train",
-                 n: int | None = None, seed: int = 0):
+                 n: int | None = None, seed: int = 0, with_background: bool = False):
         if split not in SPLIT_CODES:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
         self.config = get_config(preset)
@@ -551,6 +553,7 @@ class SyntheticScenes(Dataset):
         self.split = split
         self.seed = seed
         self.n = SPLIT_SIZES[split] if n is None else int(n)
+        self.with_background = with_background
 
     def __len__(self) -> int:
         return self.n
@@ -558,9 +561,12 @@ class SyntheticScenes(Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.n:
             raise IndexError(f"index {index} out of range for {self.n} scenes")
-        image, mask = render_scene(index, preset=self.config, size=self.size, seed=self.seed, split=self.split)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),  # (3, S, S)
-            "mask": torch.from_numpy(mask[None].astype(np.float32)),  # (1, S, S)
+        layers = render_layers(index, preset=self.config, size=self.size, seed=self.seed, split=self.split)
+        item = {
+            "image": torch.from_numpy(np.ascontiguousarray(layers.image.transpose(2, 0, 1))),  # (3, S, S)
+            "mask": torch.from_numpy(layers.mask[None].astype(np.float32)),  # (1, S, S)
             "name": f"{self.preset}-{self.split}-s{self.seed}-{index:06d}",
         }
+        if self.with_background:
+            item["background"] = torch.from_numpy(np.ascontiguousarray(layers.background.transpose(2, 0, 1)))  # (3, S, S)
+        return item

@@ -87,13 +87,13 @@ class MOVEConfig(TrainConfig):
     crop_scale: tuple[float, float] = (0.9, 1.0)  # random resized crop: range of the crop's share of the area
     crop_ratio: tuple[float, float] = (0.75, 4 / 3)  # random resized crop: range of the crop's aspect ratio
     # frozen backbones
-    features: Literal["dino_vits8", "dino_vits16", "mae"] = "dino_vits8"  # frozen SSL features of the segmenter
+    features: Literal["dino_vits8", "dino_vits16", "mae", "efficientnet"] = "dino_vits8"  # frozen features of the segmenter (efficientnet: ImageNet EfficientNet-Lite0, an offline stand-in for DINO, issue 19)
     features_weights: str | None = None  # DINO weights file; None: the weights folder, then the HF cache; "random"
     mae_weights: str | None = "mae_visualize_vit_large_ganloss.pth"  # official MAE .pth (path or name in the weights folder)
     mae_run: str | None = None  # a `python -m workbench train mae` run folder, used instead of mae_weights
     # (neither mae_weights nor mae_run: random MAE weights drawn from `seed`, for smoke tests and speed benchmarks)
     mae_arch: Literal["mae_vit_large_patch16", "mae_vit_base_patch16", "mae_tiny"] = "mae_vit_large_patch16"  # architecture of mae_weights (or of random weights)
-    inpainter: Literal["gan", "mse", "nondiff"] = "gan"  # gan: AE-matched composites; mse: MSE-MAE variant; nondiff: hard m̂
+    inpainter: Literal["gan", "mse", "nondiff", "oracle"] = "gan"  # gan: AE-matched composites; mse: MSE-MAE variant; nondiff: hard m̂; oracle: a diagnostic (below)
     # segmenter head
     head_width: int = 128  # head_arch official: minimum width (conv_minc128); workbench: first block's width (halved after)
     head_convs: int = 1  # 3x3 conv layers per head block (2: the deeper head of the ImageNet100 row)
@@ -129,6 +129,8 @@ class MOVEConfig(TrainConfig):
     autocast_bf16: bool = False  # bf16 autocast of the networks (CUDA only)
     compile: bool = False  # torch.compile the MAE decoder
     channels_last: bool = False  # channels-last memory format for the head
+    # diagnostics (issue 19): inpainter="oracle" takes b̂ from the renderer's true background inside m̂ (synthetic
+    # scenes only; real pixels outside m̂, no autoencoding, as "mse"): a diagnostic of the ladder, not a method
     samples: int = 8  # images (columns) in the sample grid
     # official parity (issue 13): the defaults are the official code's; docs/move.md lists every switch per preset
     shift_fill: Literal["mean", "black"] = "mean"  # strip uncovered by a shift: ImageNet mean colour (official) / black
@@ -174,7 +176,7 @@ SMALL_MAE_RUN = "runs/mae-small"  # where the small preset expects `train mae --
 # row (real pixels outside the inpainted patches, no autoencoding); its encoder also gives the features.
 PRESETS: dict[str, MOVEConfig] = {
     "paper": MOVEConfig(),
-    "small": MOVEConfig(dataset="synthetic:benchmark", size=64, features="mae", mae_weights=None, mae_run=SMALL_MAE_RUN,
+    "small": MOVEConfig(dataset="synthetic:movable", size=64, features="mae", mae_weights=None, mae_run=SMALL_MAE_RUN,
                         mae_arch="mae_tiny", inpainter="mse", head_width=64, disc_features="mae", disc_weights=None,
                         disc_arch="workbench", disc_width=32, bin_ramp_steps=300, steps=1500, batch_size=16, log_every=10,
                         sample_every=250, checkpoint_every=500, ema_beta=0.99),
@@ -317,6 +319,10 @@ class MOVE(Method):
         c = self.config
         if c.features == "mae":
             return MAEFeatures(self.mae, latent=c.mae_features == "latent")
+        if c.features == "efficientnet":  # issue 19: ImageNet features without a download
+            from workbench.nets.features import EfficientNetFeatures
+
+            return EfficientNetFeatures()
         if c.features_weights == "random":
             with torch.random.fork_rng(devices=[]):  # reproducible from the config, like the random MAE
                 torch.manual_seed(c.seed + 1)
@@ -359,22 +365,35 @@ class MOVE(Method):
     def build_dataset(self):
         from workbench.data import build_dataset
 
-        return build_dataset(self.config.dataset, size=self.config.size, split="train", seed=self.config.seed)
+        dataset = build_dataset(self.config.dataset, size=self.config.size, split="train", seed=self.config.seed)
+        if self.config.inpainter == "oracle":  # the diagnostic needs the true background layer
+            from workbench.data.synthetic import SyntheticScenes
+
+            if not isinstance(dataset, SyntheticScenes):
+                raise ValueError(f"inpainter=oracle needs synthetic scenes (they carry the true background); "
+                                 f"got dataset {self.config.dataset!r}")
+            dataset.with_background = True
+        return dataset
 
     def prepare(self, batch: dict) -> torch.Tensor:
         """Real images of a batch, random-resized-cropped to ``size`` (section 5.3), flipped at random: (B, 3, S, S).
 
         As the official: bicubic resampling and a horizontal flip of half the images (``crop_interpolation``, ``hflip``).
         """
+        return self.prepare_pair(batch)[0]
+
+    def prepare_pair(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`prepare`'s images and, for the oracle inpainter, the same crops and flips of the true background."""
         c = self.config
-        x = random_resized_crop(batch["image"], size=c.size, scale=c.crop_scale, ratio=c.crop_ratio,
-                                mode=c.crop_interpolation)
+        oracle = c.inpainter == "oracle"
+        x = torch.cat([batch["image"], batch["background"]], dim=1) if oracle else batch["image"]  # (B, 3 or 6, H, W)
+        x = random_resized_crop(x, size=c.size, scale=c.crop_scale, ratio=c.crop_ratio, mode=c.crop_interpolation)
         if c.crop_interpolation == "bicubic":
             x = x.clamp(0, 1)  # bicubic overshoots; the official's PIL resampling writes 8-bit values
         if c.hflip:
             flip = torch.rand(x.shape[0]) < 0.5  # (B,)
             x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
-        return x
+        return (x[:, :3], x[:, 3:]) if oracle else (x, None)
 
     def draw_offsets(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """δ in [−ΔS, ΔS]², integer pixels, (B, 2) as (dy, dx); zeros when max_shift = 0.
@@ -445,7 +464,7 @@ class MOVE(Method):
     # the composer
 
     def compose(self, x: torch.Tensor, mask: torch.Tensor, offset: torch.Tensor, *,
-                latent: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                latent: torch.Tensor | None = None, true_background: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Every image of figure 5.2 from real images x, masks m and shifts δ (eq. 5.3, 5.4).
 
         Args:
@@ -453,6 +472,7 @@ class MOVE(Method):
             mask: (B, 1, H, W) soft masks; gradients flow back into it.
             offset: (B, 2) integer shifts (dy, dx), content moves by +δ.
             latent: the MAE latent of x when the caller already has it (only used with share_encoder).
+            true_background: (B, 3, H, W) the scenes' true background, for ``inpainter="oracle"`` only.
         Returns:
             ``image`` x; ``mask`` m; ``shifted_mask`` m_δ; ``inpaint_mask`` m̂ (B, 1, h, w) (eq. 5.4);
             ``background`` b̂; ``autoencoded`` x̃; ``shifted_source`` the autoencoding of the shifted x
@@ -465,11 +485,16 @@ class MOVE(Method):
         m_hat = inpainting_mask(mask, offset, patch=p)  # (B, 1, h, w), eq. (5.4)
         if c.inpainter == "nondiff":
             m_hat = (m_hat.detach() > 0.5).to(m_hat.dtype)  # hard, no gradient through the inpainter
-        if c.share_encoder and latent is None:
-            latent = self.encode_mae(x)
-        inpaint_latent = latent if c.share_encoder else self.encode_mae(x)  # encoder pass 1: inpaint x
-        background = self.decode_mae(inpaint_latent, m_hat.flatten(1), grid)  # (B, 3, H, W) b̂
-        if c.inpainter == "mse":  # the MSE-trained MAE: keep the real pixels outside m̂, no autoencoding
+        if c.inpainter == "oracle":  # diagnostic (issue 19): the true background instead of an inpainting, no MAE pass
+            if true_background is None:
+                raise ValueError("inpainter=oracle needs the scenes' true background (true_background=)")
+            background = true_background.to(x)  # (B, 3, H, W), pasted inside m̂ below
+        else:
+            if c.share_encoder and latent is None:
+                latent = self.encode_mae(x)
+            inpaint_latent = latent if c.share_encoder else self.encode_mae(x)  # encoder pass 1: inpaint x
+            background = self.decode_mae(inpaint_latent, m_hat.flatten(1), grid)  # (B, 3, H, W) b̂
+        if c.inpainter in ("mse", "oracle"):  # MSE-trained MAE (or the oracle): real pixels outside m̂, no autoencoding
             up = upsample_patches(m_hat, p)  # (B, 1, H, W)
             background = x * (1 - up) + background * up
             autoencoded, shifted_source = x, self.shift(x, offset)
@@ -548,11 +573,12 @@ class MOVE(Method):
         return bin_ramp(self.step, weight=c.bin_weight, ramp_steps=c.bin_ramp_steps)
 
     def discriminator_step(self, batch: dict) -> dict:
-        x = self.prepare(batch)  # (B, 3, S, S)
+        x, true_background = self.prepare_pair(batch)  # (B, 3, S, S), and the oracle's background or None
         with torch.no_grad():
             features, latent = self.features_of(x)
             mask = self.segment(features, head=self.module("head"))
-            images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent)
+            images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent,
+                                  true_background=true_background)
         real, fake = self.discriminator_sets(images)
         if self.official_discriminator:
             # one call per set, fake sets first (BatchNorm statistics per set), as the official loop
@@ -582,10 +608,10 @@ class MOVE(Method):
 
     def segmenter_step(self, batch: dict) -> dict:
         c = self.config
-        x = self.prepare(batch)  # (B, 3, S, S)
+        x, true_background = self.prepare_pair(batch)  # (B, 3, S, S), and the oracle's background or None
         features, latent = self.features_of(x)
         mask = self.segment(features)  # (B, 1, S, S), the only trained path
-        images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent)
+        images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent, true_background=true_background)
         D = self.module("discriminator")
         D.requires_grad_(False)  # gradients go through D to the image, not into D
         try:
@@ -640,6 +666,9 @@ class MOVE(Method):
         g = torch.Generator().manual_seed(c.seed)
         offset = self.draw_offsets(x.shape[0], generator=g)
         mask = self.predict(x)
-        images = self.compose(x, mask, offset)
+        true_background = None
+        if c.inpainter == "oracle":
+            true_background = torch.stack([item["background"] for item in self.first_items(c.samples)]).to(self.device)
+        images = self.compose(x, mask, offset, true_background=true_background)
         rows = [x, mask.expand(-1, 3, -1, -1), images["background"], images["shifted"], images["copy_paste"]]
         return tile_rows(rows)

