@@ -103,7 +103,7 @@ def test_paper_preset_is_section_4_2():
 @pytest.mark.parametrize("overrides, match", [
     ({"setting": "e"}, "setting"), ({"setting": "A"}, "setting"), ({"resolution": 48}, "resolution"),
     ({"resolution": 2}, "resolution"), ({"max_shift": 0.5}, "max_shift"), ({"min_mask": 1.5}, "min_mask"),
-    ({"cutmix_prob": -0.1}, "cutmix_prob"), ({"mixing": 2.0}, "mixing"), ({"r1_every": 0}, "r1_every")])
+    ({"cutmix_prob": -0.1}, "cutmix_prob"), ({"mixing": 2.0}, "mixing"), ({"r1_every": 0}, "r1.every")])
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
         replace(SMOKE, **overrides)
