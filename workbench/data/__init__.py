@@ -3,7 +3,7 @@
 Everything returns the workbench conventions: numpy images float32 (H, W, 3) in [0, 1] and masks
 bool (H, W); datasets give dicts ``{"image": (3, H, W), "mask": (1, H, W), "name": str}``.
 
-* :mod:`workbench.data.synthetic` - procedural scenes (presets easy / benchmark / hard), the
+* :mod:`workbench.data.synthetic` - procedural scenes (presets easy / benchmark / hard / movable), the
   default data of every method, test, notebook and app; nothing to download.
 * :mod:`workbench.data.photos` - the colour photographs that scikit-image ships.
 * :mod:`workbench.data.images` - robust reading of image and mask files.

@@ -3,7 +3,7 @@
 ========================  ==================================================================
 spec                      what it loads
 ========================  ==================================================================
-``synthetic:<preset>``    synthetic scenes with exact masks (presets easy, benchmark, hard)
+``synthetic:<preset>``    synthetic scenes with exact masks (presets easy, benchmark, hard, movable)
 ``photos``                the sample photos that scikit-image ships (no masks)
 ``duts-tr:PATH``          DUTS-TR  (PATH = DUTS-TR/ or its parent)
 ``duts-te:PATH``          DUTS-TE  (PATH = DUTS-TE/ or its parent)

@@ -1,7 +1,8 @@
 """Synthetic single-object scenes with an exact ground-truth mask: the workbench's default data.
 
 A scene is three layers: a background (a texture fill plus, in harder presets, distractor shapes
-that are *not* in the mask), a foreground fill, and an exactly binary mask of one or two objects.
+that are *not* in the mask), a foreground fill, and an exactly binary mask of the objects (one or
+two; in ``movable`` the distractors are objects too and join the mask and the foreground).
 The image is the composite of eq. (3.1), ``where(mask, foreground, background)``, with exactly
 that mask, so the shifted composite of eq. (4.2) made from the true layers is free of artifacts:
 the thesis' movability principle holds by construction (:func:`render_layers` returns them).
@@ -19,8 +20,11 @@ every preset) and never touches the image border.
 Presets (:data:`SCENE_PRESETS`): ``easy`` (centred objects, plain fills, strong contrast),
 ``benchmark`` (textured objects anywhere on textured backgrounds, moderate contrast, 2-4 smaller
 distractor shapes) and ``hard`` (low contrast, camouflage textures, 3-6 distractors, sometimes two
-objects). Calibration at 64 px on 500 test scenes (mean IoU): the full-image mask scores about
-0.17 on all three; GrabCut from a centred box scores 0.99 (easy), 0.70 (benchmark), 0.43 (hard).
+objects) and ``movable`` (1-3 objects anywhere on textured backgrounds, every shape in the mask,
+mostly camouflaged in the background's texture and colours: the data on which the movability
+principle and the ground truth agree). Calibration at 64 px on 500 test scenes (mean IoU): the
+full-image mask scores about 0.17 on the first three and 0.16 on ``movable``; GrabCut from a
+centred box scores 0.99 (easy), 0.70 (benchmark), 0.43 (hard), 0.65 (movable).
 """
 
 from __future__ import annotations
@@ -66,9 +70,11 @@ class SceneConfig:
     background_amplitude: tuple[float, float] = (0.2, 0.6)  # colour spread inside the background fill
     contrast: tuple[float, float] = (0.1, 0.45)  # RGB distance from an object's mean colour to its surroundings'
     same_texture: float = 0.0  # probability that an object reuses the background's fill kind and texture
+    camouflage: bool = False  # an object that reuses the background's texture also takes its two colours
     distractors: tuple[int, int] = (0, 0)  # number of distractor shapes in the background (inclusive range)
     distractor_area: tuple[float, float] = (0.15, 0.5)  # distractor area relative to the object's
     two_objects: float = 0.0  # probability that a scene holds two objects (the mask holds both)
+    movable_distractors: bool = False  # distractors are objects too: in the mask and the foreground layer
     noise: float = 0.01  # std of the per-pixel Gaussian noise (one field, added to both layers)
 
 
@@ -89,6 +95,17 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
         same_texture=0.15,
         distractors=(2, 4),
         distractor_area=(0.2, 0.6),
+    ),
+    "movable": SceneConfig(  # every movable shape is marked (as saliency datasets do); textured backgrounds
+        area=(0.05, 0.30),
+        background_fills=("stripes", "noise", "texture", "texture"),
+        background_amplitude=(0.25, 0.6),
+        contrast=(0.08, 0.3),
+        same_texture=0.65,
+        camouflage=True,
+        distractors=(0, 2),
+        distractor_area=(0.3, 0.9),
+        movable_distractors=True,
     ),
     "hard": SceneConfig(
         object_fills=("stripes", "noise", "texture", "texture"),
@@ -151,12 +168,16 @@ class Fill:
     params: dict = field(default_factory=dict)  # kind-specific parameters
 
 
-def draw_fill(rng: np.random.Generator, kind: str, amplitude: float, *, texture: str | None = None) -> Fill:
+def draw_fill(rng: np.random.Generator, kind: str, amplitude: float, *, texture: str | None = None,
+              colours: tuple[np.ndarray, np.ndarray] | None = None) -> Fill:
     """Draw the parameters of a fill of ``kind`` whose colours lie ``amplitude`` apart (RGB distance).
 
-    ``texture`` forces the real texture of a "texture" fill (objects that reuse the background's).
+    ``texture`` forces the real texture of a "texture" fill (objects that reuse the background's);
+    ``colours`` forces its two colours (camouflage); the random draws are the same either way.
     """
     c0, c1 = _colour_pair(rng, amplitude)
+    if colours is not None:
+        c0, c1 = colours
     if kind == "flat":
         return Fill(kind, c0, c0)
     if kind == "gradient":
@@ -234,7 +255,8 @@ def draw_plan(index: int, *, preset: str | SceneConfig = "benchmark", seed: int 
     def object_fill() -> Fill:
         amplitude = rng.uniform(*cfg.object_amplitude)
         if background.kind != "flat" and rng.random() < cfg.same_texture:
-            return draw_fill(rng, background.kind, amplitude, texture=background.params.get("name"))
+            colours = (background.c0, background.c1) if cfg.camouflage else None
+            return draw_fill(rng, background.kind, amplitude, texture=background.params.get("name"), colours=colours)
         return draw_fill(rng, str(rng.choice(cfg.object_fills)), amplitude)
 
     two = rng.random() < cfg.two_objects
@@ -349,6 +371,43 @@ def _place(shape: Shape, *, size: int, placement: float, area: float, lo: float,
     return None
 
 
+def _inside(shape: Shape, *, size: int) -> np.ndarray | None:
+    """A distractor's mask pushed inside the 5% margin (bool (S, S)); None if it cannot fit."""
+    margin = max(_DRAW_MARGIN, 1.5 / size)
+    points = shape.polygon * np.sqrt(shape.area / polygon_area(shape.polygon)) + shape.candidates[0]
+    lo_xy, hi_xy = points.min(0), points.max(0)
+    extent = hi_xy - lo_xy
+    if np.any(extent > 1 - 2 * margin):
+        return None
+    points = points + (np.clip(lo_xy, margin, 1 - margin - extent) - lo_xy)
+    mask = rasterize(points, size=size)
+    return mask if mask.any() else None
+
+
+def _add_movable_distractors(distractors: list[Shape], background: np.ndarray, foreground: np.ndarray,
+                             mask: np.ndarray, *, size: int, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Paint distractors as further objects: into the foreground layer and the mask.
+
+    A distractor is kept only if it fits inside the margin, stays at least one pixel apart from
+    the shapes already in the mask, and the mask stays within the preset's largest area ``hi``
+    (decided on the raster of this size). Returns (foreground (S, S, 3), mask (S, S)).
+    """
+    kernel = np.ones((3, 3), np.uint8)
+    for d in distractors:
+        dmask = _inside(d, size=size)
+        if dmask is None:
+            continue
+        taken = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+        if (dmask & taken).any() or (mask | dmask).mean() > hi:
+            continue
+        paint = render_fill(d.fill, size=size)
+        m8 = dmask.astype(np.uint8)
+        paint = np.clip(paint + _contrast_offset(paint, m8, _surroundings(background, m8, size), d.contrast), 0, 1)
+        foreground = np.where(dmask[..., None], paint, foreground)
+        mask = mask | dmask
+    return foreground, mask
+
+
 # scenes
 
 
@@ -369,10 +428,10 @@ def render_layers(index: int, *, preset: str | SceneConfig = "benchmark", size: 
     plan = draw_plan(index, preset=cfg, seed=seed, split=split)
     lo, hi = cfg.area
 
-    # background and distractors (they belong to the background, not the mask)
+    # background and distractors (they belong to the background, not the mask, unless movable)
     background = render_fill(plan.background, size=size).copy()
     distractor_masks = []
-    for d in plan.distractors:
+    for d in [] if cfg.movable_distractors else plan.distractors:
         points = d.polygon * np.sqrt(d.area / polygon_area(d.polygon)) + d.candidates[0]
         dmask = rasterize(points, size=size)
         if not dmask.any():
@@ -409,6 +468,8 @@ def render_layers(index: int, *, preset: str | SceneConfig = "benchmark", size: 
         paint = np.clip(paint + _contrast_offset(paint, m8, _surroundings(background, m8, size), shape.contrast), 0, 1)
         foreground = paint if foreground is None else np.where(m[..., None], paint, foreground)
     mask = np.logical_or.reduce(masks)
+    if cfg.movable_distractors:
+        foreground, mask = _add_movable_distractors(plan.distractors, background, foreground, mask, size=size, hi=hi)
 
     # per-pixel sensor noise on both layers: its own stream, so that it alone depends on the size
     if cfg.noise > 0:
