@@ -66,3 +66,20 @@ def test_kdd_2d_tau_sweep(tmp_path, capsys):
     assert "τ in 0.05, 1 (--tau-sweep)" in out
     assert main(["bench", "kdd-2d", "--preset", "smoke", "--tau", "0.1", "--tau-sweep", "--out", str(tmp_path)]) == 2
     assert "--tau and --tau-sweep" in capsys.readouterr().err
+
+
+def test_kdd_2d_workers_give_the_same_figures(tmp_path, capsys):
+    """--workers trains the runs in separate processes; every run draws from its seed, so the table is the same."""
+    argv = ["bench", "kdd-2d", "--preset", "smoke", "--seeds", "2", "--mixtures", "ring8", "--losses", "hinge", "kdd",
+            "--steps", "3", "--threads", "1"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+        assert main([*argv, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    tables = [json.loads((tmp_path / name / "kdd-2d.json").read_text())["table"] for name in ("one", "two")]
+    strip = lambda table: [{k: v for k, v in row.items() if k != "s/run"} for row in table]  # timings differ
+    assert strip(tables[0]) == strip(tables[1]) and len(tables[0]) == 2
+    assert main(["bench", "kdd-2d", "--preset", "smoke", "--workers", "0", "--out", str(tmp_path)]) == 2

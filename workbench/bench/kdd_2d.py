@@ -41,6 +41,38 @@ def figure_table(summaries: dict[str, dict[str, dict[str, float]]]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def train_one(config, seed: int, threads: int) -> tuple[int, float, int, float]:
+    """One 2D GAN run (in a worker process with ``--workers``): (modes covered, hq %, modes in all, seconds).
+
+    Every draw comes from ``seed`` (see :func:`workbench.methods.kdd_2d.train_gan_2d`), so a run
+    gives the same figures in any process.
+    """
+    from workbench.methods.kdd_2d import train_gan_2d
+
+    torch.set_num_threads(threads)
+    result = train_gan_2d(config, seed=seed)
+    return result.report.modes, result.report.hq, result.report.total, result.seconds
+
+
+def run_all(jobs: list, *, workers: int, threads: int, bar: tqdm) -> list[tuple[int, float, int, float]]:
+    """``train_one`` for every (config, seed) job, in order; ``workers`` > 1 runs them in that many processes."""
+    if workers <= 1:
+        out = []
+        for config, seed in jobs:
+            bar.set_postfix_str(f"{config.mixture} {config.loss} τ {config.tau:g} seed {seed}")
+            out.append(train_one(config, seed, threads))
+            bar.update()
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_one, config, seed, threads) for config, seed in jobs]
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update())
+        return [future.result() for future in futures]
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -56,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{' '.join(f'{t:g}' for t in TAU_SWEEP)}")
     parser.add_argument("--mixtures", nargs="+", default=["ring8", "grid25"], help="benchmarks: ring8 grid25")
     parser.add_argument("--losses", nargs="+", default=["hinge", "kdd", "joint"], help="losses: hinge kdd joint")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="GAN runs trained at once, in separate processes of --threads threads each (default 1; "
+                             "every run's figures are the same either way)")
 
 
 # benchmark
@@ -64,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @register("kdd-2d", help="KDD vs hinge in 2D: figure 6.1 numbers and mode coverage on ring8 / grid25",
           add_arguments=add_arguments)
 def kdd_2d(args: argparse.Namespace) -> BenchResult:
-    from workbench.methods.kdd_2d import LOSSES, MIXTURES, config_for, figure_6_1, train_gan_2d
+    from workbench.methods.kdd_2d import LOSSES, MIXTURES, config_for, figure_6_1
 
     for name in args.mixtures:
         if name not in MIXTURES:
@@ -79,6 +114,8 @@ def kdd_2d(args: argparse.Namespace) -> BenchResult:
         raise ValueError(f"--tau-sweep values must be positive, got {' '.join(map(str, taus))}")
     if args.tau is not None and args.tau <= 0:
         raise ValueError(f"--tau must be positive, got {args.tau}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     start = time.perf_counter()
     smoke = args.preset == "smoke"
 
@@ -105,27 +142,25 @@ def kdd_2d(args: argparse.Namespace) -> BenchResult:
         variants = [(loss, None) for loss in args.losses if loss == "hinge"]
         variants += [(loss, t) for t in taus for loss in args.losses if loss != "hinge"]
     target = "grid25" if "grid25" in args.mixtures else args.mixtures[-1]  # the benchmark of the RESULT line
-    rows, per_variant = [], {}
-    bar = tqdm(total=len(args.mixtures) * len(variants) * args.seeds, desc="kdd-2d GAN runs", unit="run")
-    for mixture in args.mixtures:
-        for loss, tau in variants:
-            config = config_for(args.preset, mixture, loss=loss, **overrides, **({"tau": tau} if tau else {}))
-            results = []
-            for i in range(args.seeds):
-                bar.set_postfix_str(f"{mixture} {loss} τ {config.tau:g} seed {args.seed + i}")
-                results.append(train_gan_2d(config, seed=args.seed + i))
-                bar.update()
-            modes = [float(r.report.modes) for r in results]
-            hq = [r.report.hq for r in results]
-            (m_mean, m_std), (h_mean, h_std) = mean_std(modes), mean_std(hq)
-            rows.append({"benchmark": mixture, "loss": loss, "tau": "-" if loss == "hinge" else f"{config.tau:g}",
-                         "modes": m_mean, "modes_std": m_std,
-                         "of": results[0].report.total, "hq_%": h_mean, "hq_std": h_std,
-                         "modes per seed": " ".join(str(int(m)) for m in modes),
-                         "s/run": statistics.fmean(r.seconds for r in results)})
-            if mixture == target:
-                per_variant[(loss, tau)] = (m_mean, h_mean)
+    groups = [(mixture, loss, tau, config_for(args.preset, mixture, loss=loss, **overrides,
+                                              **({"tau": tau} if tau else {})))
+              for mixture in args.mixtures for loss, tau in variants]
+    jobs = [(config, args.seed + i) for *_, config in groups for i in range(args.seeds)]
+    bar = tqdm(total=len(jobs), desc="kdd-2d GAN runs", unit="run")
+    done = run_all(jobs, workers=args.workers, threads=torch.get_num_threads(), bar=bar)
     bar.close()
+    rows, per_variant = [], {}
+    for g, (mixture, loss, tau, config) in enumerate(groups):
+        results = done[g * args.seeds:(g + 1) * args.seeds]  # (modes, hq, total, seconds) per seed
+        modes = [float(r[0]) for r in results]
+        hq = [r[1] for r in results]
+        (m_mean, m_std), (h_mean, h_std) = mean_std(modes), mean_std(hq)
+        rows.append({"benchmark": mixture, "loss": loss, "tau": "-" if loss == "hinge" else f"{config.tau:g}",
+                     "modes": m_mean, "modes_std": m_std, "of": results[0][2], "hq_%": h_mean, "hq_std": h_std,
+                     "modes per seed": " ".join(str(int(m)) for m in modes),
+                     "s/run": statistics.fmean(r[3] for r in results)})
+        if mixture == target:
+            per_variant[(loss, tau)] = (m_mean, h_mean)
     table = pd.DataFrame(rows)
 
     def key(loss: str, tau: float | None, what: str) -> str:
@@ -150,7 +185,8 @@ def kdd_2d(args: argparse.Namespace) -> BenchResult:
              f"{c.n_eval} samples; high quality = within 3σ of the nearest mode; a mode is covered when it holds at "
              f"least {c.min_share:g} × N/M high-quality samples",
              f"RESULT figures: {target}, mean over {args.seeds} seeds from {args.seed}; "
-             f"{torch.get_num_threads()} thread(s); {(time.perf_counter() - start) / 60:.1f} min in all"]
+             f"{torch.get_num_threads()} thread(s) × {args.workers} worker(s); "
+             f"{(time.perf_counter() - start) / 60:.1f} min in all"]
     if ("hinge", None) in per_variant and len(per_variant) > 1:
         hinge = per_variant[("hinge", None)][0]
 
