@@ -11,8 +11,8 @@ import torch
 import workbench.bench.kdd_images  # noqa: F401  (registers the benchmark until bench._MODULES lists it)
 from workbench.cli import main
 
-KEYS = ("hinge_fid", "kdd_fid", "fid_kind", "hinge_kid", "kdd_kid", "hinge_density", "kdd_density",
-        "hinge_coverage", "kdd_coverage", "minutes")
+KEYS = ("hinge_fid", "kdd_fid", "joint_fid", "fid_kind", "hinge_kid", "kdd_kid", "joint_kid", "hinge_density",
+        "kdd_density", "joint_density", "hinge_coverage", "kdd_coverage", "joint_coverage", "tau", "minutes")
 PLAIN_FID = re.compile(r"\|\s+FID\s+\|")  # a table column named plain "FID"
 
 
@@ -50,11 +50,12 @@ def test_kdd_images_smoke_with_mae_features(tmp_path, capsys):
     for key in KEYS:
         if key != "fid_kind":
             assert float(pairs[key]) == float(pairs[key])  # a number, not nan
-    for loss in ("hinge", "kdd"):
+    for loss in ("hinge", "kdd", "joint"):
         assert 0.0 <= float(pairs[f"{loss}_coverage"]) <= 1.0 and float(pairs[f"{loss}_fid"]) > 0
         assert (tmp_path / "runs" / loss / "checkpoints").is_dir()
+    assert float(pairs["tau"]) == 0.05  # unconditional scenes: the thesis' τ for unconditional runs
     saved = json.loads((tmp_path / "kdd-images.json").read_text())
-    assert saved["metrics"]["fid_kind"] == kind and len(saved["table"]) == 2
+    assert saved["metrics"]["fid_kind"] == kind and len(saved["table"]) == 3
 
 
 def test_kdd_images_smoke_with_inception(tmp_path, capsys):

@@ -27,11 +27,11 @@ def kernel_value(x, a, *, kernel, tau, sigma, log_z=0.0):
     return torch.exp(-((x - a) ** 2).sum() / (2 * sigma**2) - log_z)
 
 
-def density(x, anchors, *, skip=None, **kw):
-    """p̂(x) of eqs. (6.7)/(6.8): the mean kernel value over the anchors, anchor ``skip`` left out."""
+def density(x, anchors, *, skip=(), **kw):
+    """p̂(x) of eqs. (6.7)/(6.8): the mean kernel value over the anchors, the anchors in ``skip`` left out."""
     total, count = 0.0, 0
     for j in range(anchors.shape[0]):
-        if j == skip:
+        if j in skip:
             continue
         total = total + kernel_value(x, anchors[j], **kw)
         count += 1
@@ -39,17 +39,23 @@ def density(x, anchors, *, skip=None, **kw):
 
 
 def reference_log_ratios(real, fake, *, real_anchors=None, fake_anchors=None, kernel="vmf", tau=1.0, sigma=1.0,
-                         leave_one_out=True, log_z=0.0):
-    """log p̂_r/p̂_g at every real and fake sample, the slow way (lists of 0-dim tensors)."""
+                         leave_one_out=True, log_z=0.0, copies=0):
+    """log p̂_r/p̂_g at every real and fake sample, the slow way (lists of 0-dim tensors).
+
+    ``copies``: the extra anchors begin with that many blocks of augmented copies of the batch
+    (row i of each block a copy of sample i), left out of sample i's own-side estimate with it.
+    """
     embed = (lambda rows: torch.stack([unit(v) for v in rows])) if kernel == "vmf" else (lambda rows: rows)
     r, f = embed(real), embed(fake)
     real_set = r if real_anchors is None else torch.cat([r, embed(real_anchors)])
     fake_set = f if fake_anchors is None else torch.cat([f, embed(fake_anchors)])
     kw = dict(kernel=kernel, tau=tau, sigma=sigma, log_z=log_z)
-    own = lambda i: i if leave_one_out else None  # the anchor left out of sample i's own-side estimate
-    at_real = [torch.log(density(r[i], real_set, skip=own(i), **kw) / density(r[i], fake_set, **kw))
+    def own(i, n):  # the anchors left out of sample i's own-side estimate: itself and its copies
+        return {i + k * n for k in range(1 + copies)} if leave_one_out else set()
+
+    at_real = [torch.log(density(r[i], real_set, skip=own(i, len(r)), **kw) / density(r[i], fake_set, **kw))
                for i in range(r.shape[0])]
-    at_fake = [torch.log(density(f[i], real_set, **kw) / density(f[i], fake_set, skip=own(i), **kw))
+    at_fake = [torch.log(density(f[i], real_set, **kw) / density(f[i], fake_set, skip=own(i, len(f)), **kw))
                for i in range(f.shape[0])]
     return at_real, at_fake
 
@@ -82,8 +88,9 @@ def grads(loss, tensors):
 class Out:
     """A discriminator pass as Joint expects it."""
 
-    def __init__(self, features, logits, projection=None):
+    def __init__(self, features, logits, projection=None, class_vectors=None):
         self.features, self.logits, self.projection = features, logits, projection
+        self.class_vectors = class_vectors
 
 
 # KDD against the reference
@@ -268,20 +275,73 @@ def test_joint_reduces_to_hinge_and_to_kdd():
     assert not any(k.startswith("kdd") for k in stats)
     g_loss = Joint(gamma=0.0, alpha=1.0).generator(fake, real_phi)
     assert g_loss.item() == pytest.approx(hinge.generator(fake_logits).item())
-    kdd = KDD(tau=0.5)
-    loss, stats = Joint(gamma=1.0, alpha=0.0, kdd=kdd).discriminator(real, fake)
+    kdd = KDD(tau=0.5)  # the unnormalised switch: the KDD log-ratios get the hinge logits' projection
+    loss, stats = Joint(gamma=1.0, alpha=0.0, kdd=kdd, normalised_projection=False).discriminator(real, fake)
     expected = kdd.discriminator(real_phi, fake_phi, real_offset=real_proj, fake_offset=fake_proj)[0]
     assert loss.item() == pytest.approx(expected.item()) and "hinge" not in stats
     assert expected.item() == pytest.approx(reference_discriminator(real_phi, fake_phi, real_offset=real_proj,
                                                                     fake_offset=fake_proj, tau=0.5).item())
-    g_loss = Joint(gamma=1.0, alpha=0.0, kdd=kdd).generator(fake, real_phi)
+    g_loss = Joint(gamma=1.0, alpha=0.0, kdd=kdd, normalised_projection=False).generator(fake, real_phi)
     assert g_loss.item() == pytest.approx(kdd.generator(fake_phi, real_phi, fake_offset=fake_proj).item())
-    both = Joint(gamma=0.5, alpha=1.0, kdd=kdd).discriminator(real, fake)[0]
+    both = Joint(gamma=0.5, alpha=1.0, kdd=kdd, normalised_projection=False).discriminator(real, fake)[0]
     assert both.item() == pytest.approx(0.5 * expected.item() + hinge.from_logits(real_logits, fake_logits).item())
     with pytest.raises(ValueError, match="jac_weight"):
-        Joint(jac_weight=1e-5).discriminator(real, fake)
+        Joint(jac_weight=1e-5, normalised_projection=False).discriminator(real, fake)
     with_jac = Joint(gamma=0.0, jac_weight=0.5).discriminator(real, fake, jacobian=torch.tensor(2.0))[0]
     assert with_jac.item() == pytest.approx(hinge.from_logits(real_logits, fake_logits).item() + 1.0)
+
+
+def test_class_projection_uses_the_normalised_features_by_default():
+    """Eq. (6.16) with the thesis' D_KDE(x) = φ(x): yᵀVφ on the unit-norm φ; the hinge logits keep yᵀVφ̃."""
+    real_phi, fake_phi, real_v, fake_v, real_logits, fake_logits = leaves((6, 5), (6, 5), (6, 5), (6, 5), (6,), (6,),
+                                                                          seed=11)
+    raw = lambda phi, v: (phi * v).sum(1)  # yᵀVφ̃ (B,)
+    real = Out(3 * real_phi, real_logits, raw(3 * real_phi, real_v), real_v)  # φ̃ with norms far from 1
+    fake = Out(3 * fake_phi, fake_logits, raw(3 * fake_phi, fake_v), fake_v)
+    unit_rows = lambda phi: torch.stack([unit(v) for v in phi])
+    kdd = KDD(tau=0.5)
+    loss = Joint(gamma=1.0, alpha=0.0, kdd=kdd).discriminator(real, fake)[0]
+    expected = reference_discriminator(3 * real_phi, 3 * fake_phi, real_offset=raw(unit_rows(real_phi), real_v),
+                                       fake_offset=raw(unit_rows(fake_phi), fake_v), tau=0.5)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
+    unnormalised = Joint(gamma=1.0, alpha=0.0, kdd=kdd, normalised_projection=False).discriminator(real, fake)[0]
+    assert abs(unnormalised.item() - loss.item()) > 1e-3  # the switch is a different loss
+    g_loss = Joint(gamma=1.0, alpha=0.0, kdd=kdd).generator(fake, real.features)
+    g_expected = reference_generator(3 * fake_phi, 3 * real_phi, fake_offset=raw(unit_rows(fake_phi), fake_v), tau=0.5)
+    assert g_loss.item() == pytest.approx(g_expected.item(), rel=1e-10)
+    with pytest.raises(ValueError, match="class_vectors"):  # a conditional pass without Vᵀy cannot be normalised
+        Joint(gamma=1.0, alpha=0.0).discriminator(Out(real_phi, real_logits, real.projection), fake)
+
+
+def test_augmented_copies_leave_the_estimate_with_their_sample():
+    """DA ×N: anchors B..B(1+N)-1 are copies of the batch; sample i's own copies are near-self terms and leave its estimate."""
+    n_copies = 2
+    real, fake, real_extra, fake_extra = leaves((4, 3), (4, 3), (4 * n_copies, 3), (4 * n_copies, 3), seed=12)
+    kdd = KDD(tau=0.5)
+    loss = kdd.discriminator(real, fake, real_anchors=real_extra, fake_anchors=fake_extra, copies=n_copies)[0]
+    expected = reference_discriminator(real, fake, real_anchors=real_extra, fake_anchors=fake_extra, tau=0.5,
+                                       copies=n_copies)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
+    kept = KDD(tau=0.5, leave_copies_out=False).discriminator(real, fake, real_anchors=real_extra,
+                                                              fake_anchors=fake_extra, copies=n_copies)[0]
+    plain = reference_discriminator(real, fake, real_anchors=real_extra, fake_anchors=fake_extra, tau=0.5)
+    assert kept.item() == pytest.approx(plain.item(), rel=1e-10) and abs(kept.item() - loss.item()) > 1e-3
+    g_loss = kdd.generator(fake, real, fake_anchors=fake_extra, copies=n_copies)
+    g_expected = reference_generator(fake, real, fake_anchors=fake_extra, tau=0.5, copies=n_copies)
+    assert g_loss.item() == pytest.approx(g_expected.item(), rel=1e-10)
+    # one query, its exact copy and one orthogonal anchor: only the orthogonal one is left, log e⁰ = 0
+    q = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    anchors = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert kde_log_density(q, anchors, tau=0.5, exclude_self=True, copies=1).item() == pytest.approx(0.0)
+    assert kde_log_density(q, anchors, tau=0.5, exclude_self=True).item() == pytest.approx(math.log((math.e**2 + 1) / 2))
+    with pytest.raises(ValueError, match="copies"):
+        kde_log_density(q, anchors[:2], tau=0.5, exclude_self=True, copies=1)  # nothing left to average
+
+
+def test_thesis_tau_rule():
+    from workbench.losses.kdd import thesis_tau
+
+    assert thesis_tau(conditional=False) == 0.05 and thesis_tau(conditional=True) == 1.0  # table 6.1 / section 6.3
 
 
 # the memory bank

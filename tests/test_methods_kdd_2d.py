@@ -149,6 +149,18 @@ def test_discriminator_output_is_what_joint_reads():
     assert torch.isfinite(loss) and {"kdd_loss", "hinge"} <= set(stats)
 
 
+def test_features_come_from_a_linear_layer():
+    """φ̃ is a linear layer's output on the LeakyReLU trunk, as the image D's ``to_features``; the head reads φ̃."""
+    torch.manual_seed(0)
+    D = Discriminator2D(hidden=16)
+    x = torch.randn(32, 2)
+    trunk = D.body(x)  # (32, 16) after the last LeakyReLU
+    assert isinstance(D.to_features, torch.nn.Linear)
+    assert torch.allclose(D.features(x), D.to_features(trunk))
+    assert not torch.allclose(D.features(x), trunk)
+    assert torch.allclose(D(x).logits, D.head(D.features(x)).squeeze(1))
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_trains_deterministically(loss):
     config = config_for("smoke", "ring8", loss=loss)
@@ -177,7 +189,7 @@ def test_jacobian_regularised_run_and_bad_names():
         config_for("huge")
     assert set(PRESETS) == {"paper", "small", "smoke"}
     small = config_for("small", "ring8")
-    assert isinstance(small, GAN2DConfig) and small.mixture == "ring8" and small.tau == 1.0
+    assert isinstance(small, GAN2DConfig) and small.mixture == "ring8" and small.tau == 0.05
 
 
 def test_a_short_run_spreads_samples_to_the_ring():

@@ -99,12 +99,18 @@ def test_resume_is_exact_with_the_dagger_bank(tmp_path):
 # the losses against a hand computation
 
 
-def log_kde(query, anchors, tau, *, leave_one_out):
-    """log p̂ of eqs. (6.7)-(6.9) with normalised features, written out with an explicit loop."""
+def log_kde(query, anchors, tau, *, leave_one_out, copies=0):
+    """log p̂ of eqs. (6.7)-(6.9) with normalised features, written out with an explicit loop.
+
+    With ``leave_one_out`` query i's own anchor i is left out, and so are its ``copies``
+    augmented copies, anchors i + k·B for k = 1..copies.
+    """
     q, a = F.normalize(query, dim=1), F.normalize(anchors, dim=1)
+    b = len(q)
     out = []
     for i in range(len(q)):
-        terms = [(q[i] @ a[j]) / tau for j in range(len(a)) if not (leave_one_out and j == i)]
+        own = {i + k * b for k in range(1 + copies)} if leave_one_out else set()
+        terms = [(q[i] @ a[j]) / tau for j in range(len(a)) if j not in own]
         out.append(torch.logsumexp(torch.stack(terms), 0) - math.log(len(terms)))
     return torch.stack(out)
 
@@ -120,9 +126,11 @@ class Flips:
         return x.flip(-1) if self.calls % 2 else x.flip(-2)
 
 
-@pytest.mark.parametrize("n", [0, 2])
-def test_augmented_copies_only_add_anchors(n):
-    config = replace(SMOKE, loss="kdd", augment_anchors=n, tau=0.5)
+@pytest.mark.parametrize("n,leave_copies_out", [(0, True), (2, True), (2, False)])
+def test_augmented_copies_only_add_anchors(n, leave_copies_out):
+    """By default a sample's own augmented copies leave its KDE with it (near-self terms); a switch keeps them."""
+    config = replace(SMOKE, loss="kdd", augment_anchors=n, tau=0.5, leave_copies_out=leave_copies_out)
+    own = n if leave_copies_out else 0
     torch.manual_seed(0)
     method = KDDGAN(config)
     method.augment = Flips()
@@ -142,8 +150,10 @@ def test_augmented_copies_only_add_anchors(n):
         r, ra = features_and_anchors(batch["image"])
         f, fa = features_and_anchors(x_fake)
         real_set, fake_set = torch.cat([r, ra]), torch.cat([f, fa])
-        at_real = log_kde(r, real_set, 0.5, leave_one_out=True) - log_kde(r, fake_set, 0.5, leave_one_out=False)
-        at_fake = log_kde(f, real_set, 0.5, leave_one_out=False) - log_kde(f, fake_set, 0.5, leave_one_out=True)
+        at_real = (log_kde(r, real_set, 0.5, leave_one_out=True, copies=own)
+                   - log_kde(r, fake_set, 0.5, leave_one_out=False))
+        at_fake = (log_kde(f, real_set, 0.5, leave_one_out=False)
+                   - log_kde(f, fake_set, 0.5, leave_one_out=True, copies=own))
         expected_d = F.relu(1 - at_real).mean() + F.relu(1 + at_fake).mean()
     torch.manual_seed(1)
     stats = method.discriminator_step(batch)
@@ -157,7 +167,7 @@ def test_augmented_copies_only_add_anchors(n):
         r, ra = features_and_anchors(batch["image"])
         f, fa = features_and_anchors(x_fake)
         at_fake = (log_kde(f, torch.cat([r, ra]), 0.5, leave_one_out=False)
-                   - log_kde(f, torch.cat([f, fa]), 0.5, leave_one_out=True))
+                   - log_kde(f, torch.cat([f, fa]), 0.5, leave_one_out=True, copies=own))
     torch.manual_seed(2)
     loss = method.generator_step(batch)["loss"]
     assert float(loss) == pytest.approx(float(-at_fake.mean()), abs=1e-5)
@@ -274,4 +284,51 @@ def test_config_checks():
         KDDGANConfig(loss="joint", gamma=0)
     assert KDDGAN(replace(SMOKE, dagger=True, augment_anchors=2)).bank.size == 3 * 8  # one D step's real features
     paper = PRESETS["paper"]
-    assert (paper.batch_size, paper.steps, paper.tau, paper.feature_dim, paper.width) == (64, 100_000, 1.0, 128, 64)
+    assert (paper.batch_size, paper.steps, paper.feature_dim, paper.width) == (64, 100_000, 128, 64)
+
+
+# fidelity to chapter 6: τ by the thesis' rule, L_Jac in D's input space, the normalised class projection
+
+
+def test_tau_follows_the_thesis_rule():
+    """Table 6.1 runs its unconditional KDD and Joint at τ = 0.05; section 6.3's τ = 1 is for the conditional ones."""
+    from workbench.train.config import field_help
+
+    for name, preset in PRESETS.items():
+        assert preset.tau is None and preset.kernel_tau == 0.05, name  # every preset is unconditional
+    conditional = replace(PRESETS["paper"], num_classes=10)  # decided when used, so a later --num-classes counts
+    assert conditional.kernel_tau == 1.0
+    assert replace(conditional, tau=0.2).kernel_tau == 0.2
+    assert KDDGAN(replace(SMOKE, loss="kdd")).objective.kdd.tau == 0.05
+    assert KDDGAN(replace(SMOKE, loss="kdd", tau=0.7)).objective.kdd.tau == 0.7
+    help_text = field_help(KDDGANConfig)["tau"]
+    assert "0.05 unconditional" in help_text and "1 with classes" in help_text
+    with pytest.raises(ValueError, match="tau"):
+        KDDGANConfig(tau=0.0)
+
+
+def test_jacobian_is_measured_in_the_discriminators_input_space():
+    """Eq. (6.17) where D sees the images, [−1, 1]: unit direction, δ and the target 1 in those units, not [0, 1]'s."""
+    torch.manual_seed(0)
+    method = KDDGAN(replace(SMOKE, loss="kdd", jac_weight=1e-5, jac_delta=1e-4))
+    D = method.discriminator.double().eval()  # eval: no power iteration between the passes
+    x = torch.rand(4, 3, 16, 16, dtype=torch.float64)  # images in [0, 1]
+    state = torch.get_rng_state()
+    penalty = method.jacobian(x).item()
+    torch.set_rng_state(state)
+    direction = torch.randn_like(x)  # the same random direction, drawn in D's input space
+    direction = direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    _, change = torch.func.jvp(D.features_of_input, (D.to_input(x),), (direction,))  # (4, K) ∂φ̃/∂u · Δu
+    stretch = change.norm(dim=1)  # (4,)
+    assert penalty == pytest.approx((stretch - 1).abs().mean().item(), rel=1e-6)
+    # in [0, 1] units every stretch doubles (u = 2x - 1): a different penalty
+    assert abs(penalty - (2 * stretch - 1).abs().mean().item()) > 1e-2
+
+
+def test_kdd_projection_switch():
+    """The KDD log-ratio's class term is yᵀVφ on the normalised φ (thesis); 'unnormalised' is the named switch."""
+    conditional = replace(SMOKE, loss="joint", num_classes=3)
+    assert KDDGAN(conditional).objective.normalised_projection
+    assert not KDDGAN(replace(conditional, kdd_projection="unnormalised")).objective.normalised_projection
+    with pytest.raises(ValueError, match="kdd_projection"):
+        KDDGANConfig(kdd_projection="raw")

@@ -52,6 +52,8 @@ def test_projection_is_y_v_phi():
     out = D(x, y)
     V = D.embed.weight  # (C, K), spectrally normalised
     assert torch.allclose(out.projection, (V[y] * out.features).sum(1), atol=1e-6)
+    assert torch.allclose(out.class_vectors, V[y], atol=1e-6)  # Vᵀy, for the KDD's yᵀVφ on normalised φ
+    assert torch.allclose(D.features_of_input(D.to_input(x)), out.features)  # φ on D's input space [−1, 1]
     assert torch.allclose(out.logits, D.head(out.features).squeeze(1) + out.projection, atol=1e-6)
     other = D(x, torch.tensor([1, 1, 2, 0]))
     assert torch.equal(other.features, out.features)  # labels enter only through the projection

@@ -1,7 +1,9 @@
-"""`python -m workbench bench kdd-images`: the 32-px image GAN of chapter 6 with the hinge and the KDD loss.
+"""`python -m workbench bench kdd-images`: the 32-px image GAN of chapter 6 with the hinge, KDD and Joint losses.
 
-Trains the KDD GAN method (``kdd-gan``) twice, with ``--loss hinge`` (the BigGAN baseline, eqs.
-6.2, 6.3) and ``--loss kdd`` (eqs. 6.5-6.9), same preset, seed and number of steps, then scores
+Trains the KDD GAN method (``kdd-gan``) three times, with ``--loss hinge`` (the BigGAN baseline,
+eqs. 6.2, 6.3), ``--loss kdd`` (eqs. 6.5-6.9) and ``--loss joint`` (eq. 6.18, γ = 1), same preset,
+seed and number of steps, τ by the thesis' rule (0.05 on the unconditional synthetic scenes, as
+table 6.1's "(Uncond)" rows; ``--tau`` overrides it), then scores
 ``--n-eval`` images of each EMA generator against as many held-out real images (the dataset's
 test split), as section 6.4 does: FID, KID, density and coverage on one feature network.
 
@@ -10,8 +12,8 @@ The feature network is Inception-v3 when its weights file is on this machine (se
 pre-trained here with ``train mae`` at the same preset): then the figures are "FID (MAE features)",
 not FID, and ``fid_kind`` in the RESULT line says which MAE.
 
-The last line is ``RESULT kdd-images hinge_fid=… kdd_fid=… fid_kind=… hinge_kid=… kdd_kid=…
-hinge_density=… kdd_density=… hinge_coverage=… kdd_coverage=… minutes=…``.
+The last line is ``RESULT kdd-images hinge_fid=… kdd_fid=… joint_fid=… fid_kind=… hinge_kid=… …
+hinge_density=… … hinge_coverage=… … tau=… minutes=…`` (each figure for hinge, kdd and joint).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 
 from workbench.bench import BenchResult, register
 
-LOSSES = ("hinge", "kdd")  # the two objectives compared (eq. 6.18 with γ = 0, α = 1 and γ = 1, α = 0)
+LOSSES = ("hinge", "kdd", "joint")  # the objectives compared: eq. (6.18) with (γ, α) = (0, 1), (1, 0), (1, 1)
 N_EVAL = {"paper": 10_000, "small": 500, "smoke": 16}  # images scored per set, by preset
 
 # helpers
@@ -69,8 +71,11 @@ def feature_network(args: argparse.Namespace, common: list[str], *, runs: Path, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synthetic:benchmark", help="dataset spec (train and test splits)")
-    parser.add_argument("--steps", type=int, default=None, help="GAN steps, the same for both losses "
+    parser.add_argument("--steps", type=int, default=None, help="GAN steps, the same for every loss "
                         "(default: the preset's)")
+    parser.add_argument("--tau", type=float, default=None,
+                        help="τ of the vMF kernel for kdd and joint (default: the thesis' rule, 0.05 for these "
+                             "unconditional runs as in table 6.1, 1 for conditional ones)")
     parser.add_argument("--n-eval", type=int, default=None,
                         help=f"generated and real images scored (default by preset: {N_EVAL})")
     parser.add_argument("--features", choices=("auto", "inception", "mae"), default="auto",
@@ -86,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # benchmark
 
 
-@register("kdd-images", help="train the 32-px image GAN with the hinge and the KDD loss; FID, KID, density, coverage",
+@register("kdd-images", help="train the 32-px image GAN with the hinge, KDD and Joint losses; FID, KID, density, "
+          "coverage",
           add_arguments=add_arguments)
 def kdd_images_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.data import build_dataset
@@ -106,7 +112,10 @@ def kdd_images_bench(args: argparse.Namespace) -> BenchResult:
     network = feature_network(args, common, runs=runs, device=pick_device(args.device))
     feature_minutes = (time.perf_counter() - t0) / 60
 
-    gan_argv = [*common, "--dataset", args.dataset, *(["--steps", str(args.steps)] if args.steps is not None else [])]
+    if args.tau is not None and args.tau <= 0:
+        raise ValueError(f"--tau must be positive, got {args.tau}")
+    gan_argv = [*common, "--dataset", args.dataset, *(["--steps", str(args.steps)] if args.steps is not None else []),
+                *(["--tau", str(args.tau)] if args.tau is not None else [])]
     trained, train_minutes = {}, {}
     for loss in LOSSES:
         t0 = time.perf_counter()
@@ -138,13 +147,16 @@ def kdd_images_bench(args: argparse.Namespace) -> BenchResult:
         if "is_mean" in s:
             row["IS"] = s["is_mean"]
         rows.append({**row, "train min": train_minutes[loss]})
-    h, k = scores["hinge"], scores["kdd"]
-    metrics = {"hinge_fid": h["fid"], "kdd_fid": k["fid"], "fid_kind": network.kind.replace(" ", "_"),
-               "hinge_kid": h["kid_mean"], "kdd_kid": k["kid_mean"], "hinge_density": h["density"],
-               "kdd_density": k["density"], "hinge_coverage": h["coverage"], "kdd_coverage": k["coverage"],
-               "minutes": minutes}
+    metrics: dict[str, float | str] = {f"{loss}_fid": scores[loss]["fid"] for loss in LOSSES}
+    metrics["fid_kind"] = network.kind.replace(" ", "_")
+    for key, field in (("kid", "kid_mean"), ("density", "density"), ("coverage", "coverage")):
+        metrics.update({f"{loss}_{key}": scores[loss][field] for loss in LOSSES})
+    metrics["tau"] = trained["kdd"].config.kernel_tau
+    metrics["minutes"] = minutes
     notes = [f"{args.dataset}: {n_eval} generated images per loss against {len(real)} real test images at "
-             f"{config.resolution} px; {config.steps} steps each, seed {args.seed}; feature network "
+             f"{config.resolution} px; {config.steps} steps each, seed {args.seed}; τ = "
+             f"{trained['kdd'].config.kernel_tau:g} for kdd and joint (γ = {trained['joint'].config.gamma:g}); "
+             f"feature network "
              f"{feature_minutes:.1f} min, scoring {eval_minutes:.1f} min, total {minutes:.1f} min on "
              f"{torch.get_num_threads()} threads",
              f"features: {network.kind}" + ("" if network.is_inception else

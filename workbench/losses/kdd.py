@@ -19,8 +19,15 @@ Implementation choices (the thesis gives none; no public code exists):
   M_r - 1 real anchors (and likewise a generated sample's p̂_g), so the self-term exp(1/τ), the
   largest of all, cannot dominate the estimate.
 - Extra anchors (augmented copies "DA ×N" of section 6.2.1, a memory bank for the † variant)
-  only enter the estimates; the loss is averaged over the batch's own samples.
-- An ``offset`` (B,) is added to each log-ratio: the class-projection term yᵀVφ(x) of eq. (6.16).
+  only enter the estimates; the loss is averaged over the batch's own samples. With DA ×N a
+  sample's own N augmented copies are near-self terms too, and by default they leave its
+  estimate with it (``copies=N``; ``KDD(leave_copies_out=False)`` keeps them as anchors).
+- An ``offset`` (B,) is added to each log-ratio: the class-projection term yᵀVφ(x) of eq. (6.16),
+  with φ the kernel's features (L2-normalised for vMF), the thesis' D_KDE(x) = φ(x) (section 6.2.2);
+  see :class:`Joint`.
+- τ: section 6.3's default is τ = 1, used for the conditional runs of table 6.1; its
+  unconditional rows ("KDD (Uncond)", "Joint (Uncond)") use τ = 0.05. :func:`thesis_tau` is that
+  rule, and the methods default to it.
 """
 
 from __future__ import annotations
@@ -37,11 +44,19 @@ from workbench.losses.adversarial import Hinge
 
 Kernel = Literal["vmf", "gaussian"]
 
+TAU_UNCONDITIONAL = 0.05  # table 6.1: "KDD (Uncond) 0.05", "Joint (Uncond) 0.05"
+TAU_CONDITIONAL = 1.0  # section 6.3: "unless specified otherwise, we use τ = 1" (the conditional rows)
+
 # helpers
 
 
+def thesis_tau(*, conditional: bool) -> float:
+    """τ by the thesis' rule: 1 for class-conditional runs (section 6.3), 0.05 for unconditional ones (table 6.1)."""
+    return TAU_CONDITIONAL if conditional else TAU_UNCONDITIONAL
+
+
 def kde_log_density(query: torch.Tensor, anchors: torch.Tensor, *, kernel: Kernel = "vmf", tau: float = 1.0,
-                    sigma: float = 1.0, exclude_self: bool = False) -> torch.Tensor:
+                    sigma: float = 1.0, exclude_self: bool = False, copies: int = 0) -> torch.Tensor:
     """log p̂(ξ) of eqs. (6.7)/(6.8) up to the constant -log Z, for every query point.
 
     Args:
@@ -50,6 +65,9 @@ def kde_log_density(query: torch.Tensor, anchors: torch.Tensor, *, kernel: Kerne
         kernel: "vmf": ⟨φ, ξ⟩/τ (eq. 6.9); "gaussian": -|φ - ξ|²/(2σ²).
         exclude_self: the first N anchors are the query points themselves; anchor i is left out
             of query i's estimate (leave-one-out), which then averages over M - 1 anchors.
+        copies: with ``exclude_self``, anchors N..N(1+copies)-1 are ``copies`` blocks of N rows,
+            row i of each block an augmented copy of query i ("DA ×N"); they leave query i's
+            estimate too, which then averages over M - 1 - copies anchors.
     Returns:
         (N,) log-densities.
     """
@@ -61,13 +79,18 @@ def kde_log_density(query: torch.Tensor, anchors: torch.Tensor, *, kernel: Kerne
     else:
         raise ValueError(f"unknown kernel {kernel!r}; choose 'vmf' or 'gaussian'")
     count = m
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0, got {copies}")
     if exclude_self:
-        if m < n or m <= 1:
-            raise ValueError(f"leave-one-out needs the {n} query points first among at least two anchors, got {m}")
+        left_out = 1 + copies  # the point itself and its augmented copies
+        if m < n * left_out or m <= left_out:
+            raise ValueError(f"leave-one-out needs the {n} query points (and {copies} blocks of their copies) first "
+                             f"among more anchors than that, got {m}")
         self_pairs = torch.zeros(n, m, dtype=torch.bool, device=query.device)
-        self_pairs[:, :n] = torch.eye(n, dtype=torch.bool, device=query.device)
+        for k in range(left_out):
+            self_pairs[:, k * n:(k + 1) * n] = torch.eye(n, dtype=torch.bool, device=query.device)
         log_k = log_k.masked_fill(self_pairs, float("-inf"))
-        count = m - 1
+        count = m - left_out
     return torch.logsumexp(log_k, dim=1) - math.log(count)  # (N,)
 
 
@@ -100,7 +123,8 @@ class DiscriminatorOutput(Protocol):
 
     features: torch.Tensor  # (B, K) unnormalised φ̃
     logits: torch.Tensor  # (B,) the linear head's output (projection included), for the hinge part
-    projection: torch.Tensor | None  # (B,) yᵀVφ of eq. (6.16), or None (unconditional)
+    projection: torch.Tensor | None  # (B,) yᵀVφ̃ on the unnormalised features (in the logits), or None
+    class_vectors: torch.Tensor | None  # (B, K) the label embeddings Vᵀy of eq. (6.16), or None (unconditional)
 
 
 @dataclass
@@ -111,10 +135,11 @@ class KDD:
     Features are unnormalised (B, K); with the vMF kernel they are L2-normalised here.
     """
 
-    tau: float = 1.0  # τ of the vMF kernel (eq. 6.9); thesis default 1, table 6.1 also 0.05 and 5
+    tau: float = 1.0  # τ of the vMF kernel (eq. 6.9); 1 is section 6.3's default (conditional runs), 0.05 table 6.1's unconditional one (see thesis_tau)
     kernel: Kernel = "vmf"  # "vmf" on the unit sphere (the thesis), "gaussian" on raw features (figure 6.1)
     sigma: float = 1.0  # σ of the Gaussian kernel (figure 6.1: 1)
     leave_one_out: bool = True  # a point is never its own anchor
+    leave_copies_out: bool = True  # with leave_one_out, nor are its own augmented copies (DA ×N, ``copies``)
     margin: float = 1.0  # the hinge of eq. (6.5): log-ratios pushed beyond ±margin
 
     def __post_init__(self):
@@ -127,33 +152,46 @@ class KDD:
         """Features in kernel space: L2-normalised for vMF (φ = φ̃/‖φ̃‖₂), unchanged for the Gaussian."""
         return F.normalize(phi, dim=1) if self.kernel == "vmf" else phi
 
-    def log_density(self, query: torch.Tensor, anchors: torch.Tensor, *, self_anchored: bool) -> torch.Tensor:
-        """log p̂ at ``query`` (N, K) from ``anchors`` (M, K), both embedded; leave-one-out if self-anchored."""
-        return kde_log_density(query, anchors, kernel=self.kernel, tau=self.tau, sigma=self.sigma,
-                               exclude_self=self.leave_one_out and self_anchored)
+    def log_density(self, query: torch.Tensor, anchors: torch.Tensor, *, self_anchored: bool,
+                    copies: int = 0) -> torch.Tensor:
+        """log p̂ at ``query`` (N, K) from ``anchors`` (M, K), both embedded; leave-one-out if self-anchored.
+
+        ``copies``: the anchors after the queries begin with that many blocks of their augmented
+        copies (see :func:`kde_log_density`); left out with the query when ``leave_copies_out``.
+        """
+        loo = self.leave_one_out and self_anchored
+        return kde_log_density(query, anchors, kernel=self.kernel, tau=self.tau, sigma=self.sigma, exclude_self=loo,
+                               copies=copies if loo and self.leave_copies_out else 0)
 
     def log_ratios(self, real_phi: torch.Tensor, fake_phi: torch.Tensor, *, real_anchors: torch.Tensor | None = None,
-                   fake_anchors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   fake_anchors: torch.Tensor | None = None, copies: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """log p̂_r/p̂_g at the real (B_r,) and at the fake samples (B_g,), without offsets.
 
         The real estimate is anchored at ``real_phi`` followed by ``real_anchors``, the fake one at
-        ``fake_phi`` followed by ``fake_anchors`` (all unnormalised (·, K)).
+        ``fake_phi`` followed by ``fake_anchors`` (all unnormalised (·, K)). ``copies`` = N when the
+        extra anchors are N augmented copies of their batch, in blocks ("DA ×N", section 6.2.1).
         """
         r, f = self.embed(real_phi), self.embed(fake_phi)  # (B_r, K), (B_g, K)
         real_set = r if real_anchors is None else torch.cat([r, self.embed(real_anchors)])  # (M_r, K)
         fake_set = f if fake_anchors is None else torch.cat([f, self.embed(fake_anchors)])  # (M_g, K)
-        at_real = self.log_density(r, real_set, self_anchored=True) - self.log_density(r, fake_set, self_anchored=False)
-        at_fake = self.log_density(f, real_set, self_anchored=False) - self.log_density(f, fake_set, self_anchored=True)
+        real_copies = copies if real_anchors is not None else 0
+        fake_copies = copies if fake_anchors is not None else 0
+        at_real = (self.log_density(r, real_set, self_anchored=True, copies=real_copies)
+                   - self.log_density(r, fake_set, self_anchored=False))
+        at_fake = (self.log_density(f, real_set, self_anchored=False)
+                   - self.log_density(f, fake_set, self_anchored=True, copies=fake_copies))
         return at_real, at_fake
 
     def discriminator(self, real_phi: torch.Tensor, fake_phi: torch.Tensor, *, real_anchors: torch.Tensor | None = None,
                       fake_anchors: torch.Tensor | None = None, real_offset: torch.Tensor | None = None,
-                      fake_offset: torch.Tensor | None = None):
+                      fake_offset: torch.Tensor | None = None, copies: int = 0):
         """L_D of eq. (6.5): E_g[max(0, 1 + log p̂_r/p̂_g)] + E_r[max(0, 1 - log p̂_r/p̂_g)]; (loss, stats).
 
-        ``*_offset`` (B,) is added to the log-ratios (the projection term of eq. 6.16).
+        ``*_offset`` (B,) is added to the log-ratios (the projection term of eq. 6.16); ``copies``:
+        see :meth:`log_ratios`.
         """
-        at_real, at_fake = self.log_ratios(real_phi, fake_phi, real_anchors=real_anchors, fake_anchors=fake_anchors)
+        at_real, at_fake = self.log_ratios(real_phi, fake_phi, real_anchors=real_anchors, fake_anchors=fake_anchors,
+                                           copies=copies)
         if real_offset is not None:
             at_real = at_real + real_offset
         if fake_offset is not None:
@@ -163,16 +201,19 @@ class KDD:
         return loss, stats
 
     def generator(self, fake_phi: torch.Tensor, real_phi: torch.Tensor, *, real_anchors: torch.Tensor | None = None,
-                  fake_anchors: torch.Tensor | None = None, fake_offset: torch.Tensor | None = None) -> torch.Tensor:
+                  fake_anchors: torch.Tensor | None = None, fake_offset: torch.Tensor | None = None,
+                  copies: int = 0) -> torch.Tensor:
         """L_G of eq. (6.6): -E_g[log p̂_r/p̂_g (x_g)].
 
         The real features only anchor p̂_r and are detached. The fake ones are both the evaluation
-        points and p̂_g's anchors, and the gradient flows through both (eq. 6.12).
+        points and p̂_g's anchors, and the gradient flows through both (eq. 6.12). ``copies`` = N
+        when ``fake_anchors`` are N augmented copies of the fake batch (see :meth:`log_ratios`).
         """
         r, f = self.embed(real_phi.detach()), self.embed(fake_phi)
         real_set = r if real_anchors is None else torch.cat([r, self.embed(real_anchors.detach())])
         fake_set = f if fake_anchors is None else torch.cat([f, self.embed(fake_anchors)])
-        at_fake = self.log_density(f, real_set, self_anchored=False) - self.log_density(f, fake_set, self_anchored=True)
+        at_fake = (self.log_density(f, real_set, self_anchored=False)
+                   - self.log_density(f, fake_set, self_anchored=True, copies=copies if fake_anchors is not None else 0))
         if fake_offset is not None:
             at_fake = at_fake + fake_offset
         return -at_fake.mean()
@@ -183,27 +224,47 @@ class Joint:
     """L = γ·KDD + α·Hinge + λ∇·L_Jac, eq. (6.18), on a discriminator's features and logits.
 
     ``gamma=0, alpha=1`` is the hinge baseline (eqs. 6.2, 6.3), ``gamma=1, alpha=0`` lone KDD,
-    ``alpha=1, gamma>0`` the thesis' "Joint". The projection term yᵀVφ (eq. 6.16) is inside the
-    hinge logits and is added to the KDD log-ratios. L_Jac regularises the discriminator's feature
-    map, so it enters the discriminator loss only ("+JacD"; the thesis uses λ∇ = 1e-5).
+    ``alpha=1, gamma>0`` the thesis' "Joint". L_Jac regularises the discriminator's feature map, so
+    it enters the discriminator loss only ("+JacD"; the thesis uses λ∇ = 1e-5).
+
+    The class projection of eq. (6.16), yᵀV D(x): the hinge logits carry BigGAN's yᵀVφ̃ on the
+    unnormalised features (``projection``); the KDD log-ratios get yᵀVφ with φ the kernel's
+    features (``kdd.embed``: φ̃/‖φ̃‖₂ for vMF), since for KDD the thesis takes D_KDE(x) = φ(x)
+    (section 6.2.2). ``normalised_projection=False`` adds the hinge logits' yᵀVφ̃ instead.
     """
 
     gamma: float = 1.0  # γ: weight of the KDD loss
     alpha: float = 1.0  # α ∈ {0, 1}: weight of the hinge loss
     jac_weight: float = 0.0  # λ∇ ∈ {0, 1e-5}: weight of L_Jac (eq. 6.17) in the discriminator loss
+    normalised_projection: bool = True  # KDD's yᵀVφ on the kernel's φ (thesis); False: on the unnormalised φ̃
     kdd: KDD = field(default_factory=KDD)
     hinge: Hinge = field(default_factory=Hinge)
 
+    def kdd_offset(self, out: DiscriminatorOutput) -> torch.Tensor | None:
+        """The class term yᵀV D_KDE(x) (B,) added to the KDD log-ratios (eq. 6.16), or None (unconditional)."""
+        if out.projection is None:
+            return None
+        if not self.normalised_projection:
+            return out.projection
+        vectors = getattr(out, "class_vectors", None)
+        if vectors is None:
+            raise ValueError("normalised_projection needs the label embeddings Vᵀy (DiscriminatorOutput.class_vectors); "
+                             "or use normalised_projection=False")
+        return (vectors * self.kdd.embed(out.features)).sum(dim=1)  # (B,)
+
     def discriminator(self, real: DiscriminatorOutput, fake: DiscriminatorOutput, *,
                       real_anchors: torch.Tensor | None = None, fake_anchors: torch.Tensor | None = None,
-                      jacobian: torch.Tensor | None = None):
-        """L_D of eq. (6.18) with the parts in the stats; ``jacobian`` is L_Jac when jac_weight > 0."""
+                      jacobian: torch.Tensor | None = None, copies: int = 0):
+        """L_D of eq. (6.18) with the parts in the stats; ``jacobian`` is L_Jac when jac_weight > 0.
+
+        ``copies`` = N when the anchors are N augmented copies of each batch (see :meth:`KDD.log_ratios`).
+        """
         loss = real.logits.new_zeros(())
         stats: dict[str, torch.Tensor] = {}
         if self.gamma > 0:
             kdd, kdd_stats = self.kdd.discriminator(real.features, fake.features, real_anchors=real_anchors,
-                                                    fake_anchors=fake_anchors, real_offset=real.projection,
-                                                    fake_offset=fake.projection)
+                                                    fake_anchors=fake_anchors, real_offset=self.kdd_offset(real),
+                                                    fake_offset=self.kdd_offset(fake), copies=copies)
             loss = loss + self.gamma * kdd
             stats.update({f"kdd_{k}": v for k, v in kdd_stats.items()})
         if self.alpha > 0:
@@ -220,12 +281,14 @@ class Joint:
         return loss, stats
 
     def generator(self, fake: DiscriminatorOutput, real_features: torch.Tensor, *,
-                  real_anchors: torch.Tensor | None = None, fake_anchors: torch.Tensor | None = None) -> torch.Tensor:
+                  real_anchors: torch.Tensor | None = None, fake_anchors: torch.Tensor | None = None,
+                  copies: int = 0) -> torch.Tensor:
         """L_G of eq. (6.18): γ·(6.6) + α·(6.3); ``real_features`` anchor p̂_r (detached)."""
         loss = fake.logits.new_zeros(())
         if self.gamma > 0:
             loss = loss + self.gamma * self.kdd.generator(fake.features, real_features, real_anchors=real_anchors,
-                                                          fake_anchors=fake_anchors, fake_offset=fake.projection)
+                                                          fake_anchors=fake_anchors, fake_offset=self.kdd_offset(fake),
+                                                          copies=copies)
         if self.alpha > 0:
             loss = loss + self.alpha * self.hinge.generator(fake.logits)
         return loss

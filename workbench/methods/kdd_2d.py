@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from workbench.losses import KDD, Joint, jacobian_penalty
+from workbench.losses.kdd import thesis_tau
 
 # mixtures
 
@@ -276,7 +277,7 @@ class GAN2DConfig:
     beta2: float = 0.9  # Adam β₂
     z_dim: int = 16  # latent size
     hidden: int = 64  # width of every hidden layer; also K, the discriminator's feature size
-    tau: float = 1.0  # τ of the vMF kernel (thesis default; table 6.1's unconditional runs use 0.05)
+    tau: float = thesis_tau(conditional=False)  # τ of the vMF kernel: 0.05, the thesis' τ for unconditional runs (table 6.1 "KDD/Joint (Uncond)"); 1 is for conditional ones
     gamma: float = 1.0  # γ: weight of the KDD loss for "joint" (thesis' best: 1)
     jac_weight: float = 0.0  # λ∇ of L_Jac (eq. 6.17) on the discriminator's features, 0 or 1e-5
     n_eval: int = 2500  # samples drawn for the metrics
@@ -297,7 +298,7 @@ LOSSES = ("hinge", "kdd", "joint")
 class DiscriminatorOutput2D:
     """One discriminator pass, in the form :class:`workbench.losses.Joint` reads."""
 
-    features: torch.Tensor  # (B, K) unnormalised φ̃, the last hidden layer
+    features: torch.Tensor  # (B, K) unnormalised φ̃, a linear layer on the last hidden layer
     logits: torch.Tensor  # (B,) the linear head on φ̃ (used by the hinge part)
     projection: torch.Tensor | None = None  # unconditional: no class projection (eq. 6.16)
 
@@ -320,18 +321,25 @@ class Generator2D(nn.Module):
 
 
 class Discriminator2D(nn.Module):
-    """x (B, 2) -> features φ̃ (B, K) -> logit (B,): BigGAN's layout (features, then one linear unit)."""
+    """x (B, 2) -> features φ̃ (B, K) -> logit (B,): the image discriminator's layout.
+
+    Two LeakyReLU layers, then φ̃ from a *linear* layer (as ``gan32.Discriminator.to_features``), then
+    one linear unit. Taken after a LeakyReLU instead, φ̃ lies mostly in the positive orthant and the
+    normalised features of different points start out similar (mean cosine ≈ 0.4), a narrow cap of
+    the sphere for the vMF kernel.
+    """
 
     def __init__(self, *, hidden: int = 64):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(2, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2))
+        self.to_features = nn.Linear(hidden, hidden)  # φ̃, K = hidden
         self.head = nn.Linear(hidden, 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)  # (B, K)
+        return self.to_features(self.body(x))  # (B, K)
 
     def forward(self, x: torch.Tensor) -> DiscriminatorOutput2D:
-        phi = self.body(x)  # (B, K)
+        phi = self.features(x)  # (B, K)
         return DiscriminatorOutput2D(features=phi, logits=self.head(phi).squeeze(1))
 
 

@@ -9,10 +9,15 @@ logit in the hinge loss (eqs. 6.5, 6.6). ``loss`` picks the objective of eq. (6.
 - ``joint``: KDD with weight ``gamma`` plus the hinge loss (α = 1).
 
 With classes (``num_classes > 0``) the generator is class-conditional and the class projection
-yᵀVφ of eq. (6.16) is part of the hinge logit and is added to the KDD log-ratio. Switches of
-tables 6.1-6.5: ``tau`` (τ), ``jac_weight`` = 1e-5 ("+JacD", eq. 6.17), ``augment_anchors`` = N
-("DA ×N": N DiffAugment copies of every real and every generated batch serve *only* as extra KDE
-anchors, section 6.3; the loss is averaged over the non-augmented samples), ``dagger`` (the †
+yᵀVφ of eq. (6.16) is part of the hinge logit (on the unnormalised φ̃, BigGAN) and is added to
+the KDD log-ratio (on the normalised φ, the thesis' D_KDE(x) = φ(x); ``kdd_projection`` =
+"unnormalised" adds the hinge logit's term instead). Switches of tables 6.1-6.5: ``tau`` (τ; by
+default the thesis' rule: 0.05 unconditional as in table 6.1's "(Uncond)" rows, 1 with classes
+as section 6.3 says), ``jac_weight`` = 1e-5 ("+JacD", eq. 6.17, measured in D's input space
+[−1, 1]), ``augment_anchors`` = N ("DA ×N": N DiffAugment copies of every real and every
+generated batch serve *only* as extra KDE anchors, section 6.3; the loss is averaged over the
+non-augmented samples, and a sample's own copies are left out of its estimate with it unless
+``leave_copies_out`` is off), ``dagger`` (the †
 variant: the generator step anchors p̂_r at the real features of the previous discriminator
 step(s), kept in a FIFO bank of ``bank_size`` rows), ``projection=False`` with classes ("NoProj":
 a conditional generator against a discriminator that never sees labels), ``num_classes=0``
@@ -46,7 +51,7 @@ from typing import Literal
 
 import torch
 
-from workbench.losses.kdd import KDD, FeatureBank, Joint, jacobian_penalty
+from workbench.losses.kdd import KDD, FeatureBank, Joint, jacobian_penalty, thesis_tau
 from workbench.methods.base import Method, Phase, TrainConfig, evaluating
 from workbench.nets.gan32 import RESOLUTIONS, Discriminator, DiscriminatorOutput, Generator
 from workbench.ops.augment import DiffAugment
@@ -71,12 +76,14 @@ class KDDGANConfig(TrainConfig):
     feature_dim: int = 128  # K: size of the discriminator features φ (section 6.4.1: 128)
     shared_dim: int = 128  # size of the class embedding shared by the generator's conditional BatchNorms
     loss: Literal["hinge", "kdd", "joint"] = "kdd"  # objective of eq. (6.18), see the module docstring
-    tau: float = 1.0  # τ of the vMF kernel (eq. 6.9; thesis default 1)
+    tau: float | None = None  # τ of the vMF kernel (eq. 6.9); None: the thesis' rule, 0.05 unconditional (table 6.1 "Uncond"), 1 with classes (section 6.3)
     kernel: Literal["vmf", "gaussian"] = "vmf"  # KDE kernel: vMF on normalised φ (thesis) or Gaussian on raw φ
     gamma: float = 1.0  # γ: weight of the KDD loss for loss=joint (table 6.1: 0.1 to 10; best 1)
     jac_weight: float = 0.0  # λ∇ of the Jacobian regulariser (eq. 6.17) in the D loss; 1e-5 is "+JacD"
-    jac_delta: float = 1e-3  # δ of the finite difference in eq. (6.17) (thesis: 1e-3)
+    jac_delta: float = 1e-3  # δ of the finite difference in eq. (6.17), in D's input units [−1, 1] (thesis: 1e-3)
+    kdd_projection: Literal["normalised", "unnormalised"] = "normalised"  # φ in the KDD log-ratio's yᵀVφ (eq. 6.16): normalised (thesis' D_KDE(x) = φ(x)) or the hinge logit's φ̃
     augment_anchors: int = 0  # N of "DA ×N": DiffAugment copies per batch used only as extra KDE anchors
+    leave_copies_out: bool = True  # DA ×N: a sample's own augmented copies leave its KDE with it (leave-one-out)
     dagger: bool = False  # † variant: G-step real anchors are the features of the last D step(s)
     bank_size: int = 0  # rows of the † feature bank; 0: one D step's real features, (1 + N) × batch_size
     d_steps: int = 4  # discriminator steps per generator step (BigGAN's CIFAR script: 4)
@@ -104,8 +111,10 @@ class KDDGANConfig(TrainConfig):
         for name in ("z_dim", "width", "feature_dim", "shared_dim", "d_steps", "samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.tau <= 0 or self.jac_delta <= 0:
+        if (self.tau is not None and self.tau <= 0) or self.jac_delta <= 0:
             raise ValueError(f"tau and jac_delta must be positive, got {self.tau} and {self.jac_delta}")
+        if self.kdd_projection not in ("normalised", "unnormalised"):
+            raise ValueError(f"kdd_projection must be 'normalised' or 'unnormalised', got {self.kdd_projection!r}")
         if self.loss == "hinge" and (self.augment_anchors or self.dagger):
             raise ValueError("augment_anchors and dagger shape the KDE anchors: they need loss=kdd or loss=joint")
         if self.loss == "joint" and self.gamma == 0:
@@ -114,6 +123,11 @@ class KDDGANConfig(TrainConfig):
             raise ValueError("projection=False (table 6.1's NoProj) needs a conditional model: set num_classes")
         if self.batch_size < 2 and self.loss != "hinge":
             raise ValueError("the leave-one-out KDE needs batch_size >= 2")
+
+    @property
+    def kernel_tau(self) -> float:
+        """τ in use: ``tau``, or by the thesis' rule 0.05 unconditional / 1 conditional (:func:`thesis_tau`)."""
+        return self.tau if self.tau is not None else thesis_tau(conditional=self.num_classes > 0)
 
 
 PRESETS: dict[str, KDDGANConfig] = {
@@ -154,8 +168,7 @@ class LabelledDataset(torch.utils.data.Dataset):
 
 def split_output(out: DiscriminatorOutput, n: int) -> tuple[DiscriminatorOutput, torch.Tensor | None]:
     """The first ``n`` rows of a discriminator pass, and the features of the rest (the anchors) or None."""
-    first = DiscriminatorOutput(out.features[:n], out.logits[:n],
-                                out.projection[:n] if out.projection is not None else None)
+    first = DiscriminatorOutput(*(t[:n] if t is not None else None for t in out))
     return first, (out.features[n:] if out.features.shape[0] > n else None)
 
 
@@ -179,7 +192,9 @@ class KDDGAN(Method):
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas)
         gamma, alpha = {"hinge": (0.0, 1.0), "kdd": (1.0, 0.0), "joint": (c.gamma, 1.0)}[c.loss]
-        self.objective = Joint(gamma=gamma, alpha=alpha, jac_weight=c.jac_weight, kdd=KDD(tau=c.tau, kernel=c.kernel))
+        kdd = KDD(tau=c.kernel_tau, kernel=c.kernel, leave_copies_out=c.leave_copies_out)
+        self.objective = Joint(gamma=gamma, alpha=alpha, jac_weight=c.jac_weight,
+                               normalised_projection=c.kdd_projection == "normalised", kdd=kdd)
         self.augment = DiffAugment(policy=("color", "translation", "cutout")) if c.augment_anchors else None
         bank_size = c.bank_size or (1 + c.augment_anchors) * c.batch_size
         self.bank = FeatureBank(bank_size) if c.dagger else None
@@ -273,10 +288,10 @@ class KDDGAN(Method):
         fake_out, fake_anchors = split_output(fake_all, x_fake.shape[0])
         jacobian = None
         if self.config.jac_weight > 0:
-            jacobian = jacobian_penalty(self.module("discriminator").features, torch.cat([x_real, x_fake]),
-                                        delta=self.config.jac_delta)
+            jacobian = self.jacobian(torch.cat([x_real, x_fake]))
         loss, stats = self.objective.discriminator(real_out, fake_out, real_anchors=real_anchors,
-                                                   fake_anchors=fake_anchors, jacobian=jacobian)
+                                                   fake_anchors=fake_anchors, jacobian=jacobian,
+                                                   copies=self.config.augment_anchors)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -301,11 +316,21 @@ class KDDGAN(Method):
             real_features = self.bank.features()
         fake_out, fake_anchors = split_output(self.module("discriminator")(*self.with_anchors(x_fake, y_fake)),
                                               x_fake.shape[0])
-        loss = self.objective.generator(fake_out, real_features, real_anchors=real_anchors, fake_anchors=fake_anchors)
+        loss = self.objective.generator(fake_out, real_features, real_anchors=real_anchors, fake_anchors=fake_anchors,
+                                        copies=self.config.augment_anchors)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward(inputs=list(self.generator.parameters()))  # G only: D's weight gradients are not needed
         self.opt_g.step()
         return {"loss": loss.detach()}
+
+    def jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """L_Jac of eq. (6.17) on images x (B, 3, R, R) in [0, 1], measured in D's input space [−1, 1].
+
+        The random unit direction, the step δ = ``jac_delta`` and the unit target all live where D
+        sees the images (BigGAN's [−1, 1]), not in the workbench's [0, 1], where each is off by 2×.
+        """
+        discriminator = self.module("discriminator")
+        return jacobian_penalty(discriminator.features_of_input, discriminator.to_input(x), delta=self.config.jac_delta)
 
     # state
 

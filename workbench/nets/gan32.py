@@ -15,7 +15,11 @@ conv, 2× average pooling; pooled 1×1 shortcut), pre-activation down-ResBlocks 
 ResBlocks at 8×8, ReLU and global *sum* pooling to (B, C). Then the thesis' feature map
 φ: a linear layer to K = ``feature_dim`` features (K = 128, section 6.4.1), unnormalised (the
 KDD loss projects them onto the sphere itself, eq. 6.9). The logit is a linear head on φ plus
-the class projection yᵀVφ of eq. (6.16) (Miyato & Koyama): ``logits = w·φ + b + yᵀVφ``.
+the class projection yᵀVφ of eq. (6.16) (Miyato & Koyama): ``logits = w·φ + b + yᵀVφ``; the
+label embeddings Vᵀy are returned too, so that the KDD loss can project its normalised φ.
+D works on images in [−1, 1] (BigGAN's range): ``features`` maps the workbench's [0, 1] images
+there first, and ``features_of_input`` is φ on that input space (where eq. 6.17's finite
+difference and unit target are measured).
 Every layer of D, and every layer of G but its BatchNorms, is spectrally normalised (BigGAN).
 
 Other resolutions (16 and 64 px) add or remove one up-block in G and one down-block in D at
@@ -151,6 +155,7 @@ class DiscriminatorOutput(NamedTuple):
     features: torch.Tensor  # φ(x), (B, K), unnormalised: the KDD loss's feature space (eq. 6.7-6.9)
     logits: torch.Tensor  # (B,) w·φ + b + yᵀVφ: the hinge loss's D(x) (eqs. 6.2, 6.3)
     projection: torch.Tensor | None  # (B,) the class term yᵀVφ of eq. (6.16); None when unconditional
+    class_vectors: torch.Tensor | None = None  # (B, K) the label embeddings Vᵀy (for yᵀVφ on normalised φ); None when unconditional
 
 
 class DownBlock(nn.Module):
@@ -202,18 +207,28 @@ class Discriminator(nn.Module):
         self.embed = _sn(nn.Embedding(num_classes, self.feature_dim)) if num_classes else None  # V of eq. (6.16)
         self.apply(_init_n02)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """φ(x): images (B, 3, R, R) in [0, 1] -> unnormalised features (B, K)."""
-        h = F.relu(self.blocks(x * 2 - 1))  # (B, C, 8, 8)
+    @staticmethod
+    def to_input(x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> D's input space [−1, 1] (BigGAN's image range)."""
+        return x * 2 - 1
+
+    def features_of_input(self, u: torch.Tensor) -> torch.Tensor:
+        """φ on D's input space: images (B, 3, R, R) in [−1, 1] -> unnormalised features (B, K)."""
+        h = F.relu(self.blocks(u))  # (B, C, 8, 8)
         h = h.sum(dim=(2, 3))  # (B, C) global sum pooling
         return self.to_features(h) if self.to_features is not None else h  # (B, K)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x): images (B, 3, R, R) in [0, 1] -> unnormalised features (B, K)."""
+        return self.features_of_input(self.to_input(x))  # (B, K)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiscriminatorOutput:
         _check_labels(y, self.num_classes, x.shape[0], "discriminator")
         phi = self.features(x)  # (B, K)
         logits = self.head(phi).squeeze(1)  # (B,)
-        projection = None
+        projection = vectors = None
         if self.embed is not None:
-            projection = (self.embed(y) * phi).sum(dim=1)  # (B,) yᵀVφ
+            vectors = self.embed(y)  # (B, K) Vᵀy
+            projection = (vectors * phi).sum(dim=1)  # (B,) yᵀVφ
             logits = logits + projection
-        return DiscriminatorOutput(phi, logits, projection)
+        return DiscriminatorOutput(phi, logits, projection, vectors)
