@@ -171,13 +171,16 @@ def test_binarisation_weight_ramps_linearly():
 
 
 def test_mask_losses_on_pooled_masks_and_their_switches():
-    m = make()
+    m = make(mask_loss_pool=None)  # pooled by the smoke MAE's patch, 8 px: a 4 x 4 grid
+    assert m.mask_loss_window == m.mae.patch_size == 8
     mask = torch.zeros(2, 1, 32, 32)
     mask[:, :, 0, 0] = 0.4  # one faint pixel: its tile's max-pool is 0.4
     full = m.mask_losses(mask)
     plain = make(pooled_losses=False).mask_losses(mask)
     assert float(plain["bin"]) == pytest.approx(0.4 / 1024)
     assert float(full["bin"]) == pytest.approx(0.4 / 1024 + 0.4 / 16 + 0.4 / 64 / 16)  # + max-pooled + avg-pooled
+    official = make().mask_losses(mask)  # smoke follows the official fixed window of 16 px: a 2 x 2 grid
+    assert float(official["bin"]) == pytest.approx(0.4 / 1024 + 0.4 / 4 + 0.4 / 256 / 4)
     assert float(plain["min"]) == pytest.approx(0.05 - 0.4 / 1024)
     m_on, m_off = make(binarization_loss=False), make(min_mask_loss=False, binarization_loss=False)
     m_on.step = m_off.step = 10_000  # λ_bin would be at its full value

@@ -115,8 +115,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"error: --official-checkpoint is an official MOVE model; the method must be move, not {args.method!r}",
               file=sys.stderr)
         return 2
-    if args.official_checkpoint is None and (args.features_weights is not None or args.inference_size is not None):
-        print("error: --features-weights and --inference-size go with --official-checkpoint", file=sys.stderr)
+    if args.official_checkpoint is None and args.features_weights is not None:
+        print("error: --features-weights goes with --official-checkpoint", file=sys.stderr)
+        return 2
+    if args.official_checkpoint is None and args.method != "move" and (args.inference_size, args.padding) != (None, None):
+        print(f"error: --inference-size and --padding go with MOVE (predict move), not {args.method!r}", file=sys.stderr)
         return 2
     if args.inference_size is not None and args.inference_size < 0:
         print(f"error: --inference-size must be >= 0 (0 keeps the images' size), got {args.inference_size}",
@@ -134,8 +137,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             size = INFERENCE_SIZE if args.inference_size is None else args.inference_size
             method = load_official_move(args.official_checkpoint, args.features_weights,
                                         device=pick_device(args.device), size=size or None)
+            method.padding = args.padding or method.padding
         else:
             method = load_method(args.checkpoint, device=args.device, method=args.method)
+            if args.method == "move":  # the workbench's default: the image's own size, edge padding
+                method.inference_size = args.inference_size or None
+                method.inference_padding = args.padding or method.inference_padding
         paths = predict_folder(method, args.images, args.out, threshold=args.threshold, recursive=args.recursive,
                                refine=args.refine, max_side=args.max_side)
     except (CheckpointError, DeviceError, OSError, ValueError) as error:
@@ -242,8 +249,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="with --official-checkpoint: DINO ViT-S/8 weights, when the checkpoint does not hold them "
                         "(every checkpoint after epoch 0); default: the weights folder, then the Hugging Face cache")
     p.add_argument("--inference-size", type=int, default=None,
-                   help="with --official-checkpoint: shorter side the images are resized to (default 448, as the "
-                        "official infer.py; 0 keeps their size); masks are written at the input's size")
+                   help="MOVE: shorter side the images are resized to before segmenting (bicubic, antialiased); "
+                        "masks are written at the input's size. Default: 448 with --official-checkpoint, as the "
+                        "official infer.py; the image's own size with --checkpoint. 0 keeps the size")
+    p.add_argument("--padding", choices=["edge", "reflect"], default=None,
+                   help="MOVE: padding of the images to the patch size. Default: reflect with --official-checkpoint "
+                        "(the official infer.py), edge with --checkpoint")
     p.add_argument("--images", required=True, type=Path, help="folder of images, any size")
     p.add_argument("--out", required=True, type=Path, help="writes OUT/soft/*.png and OUT/binary/*.png")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks, in [0, 1]")

@@ -58,6 +58,8 @@ from workbench.nets.projected_gan import ProjectedGANDiscriminator
 from workbench.nets.segmenter import SegmenterHead, official_head
 from workbench.ops import DiffAugment, binarization_loss, inpainting_mask, layered_composite, pool_mask, \
     random_offsets, random_resized_crop, size_loss, translate
+from workbench.ops.augment import random_crop_box, resized_crop
+from workbench.ops.rescale import pad_to_multiple, resize_shorter_side
 from workbench.ops.mask_losses import max_size_loss
 
 # config
@@ -145,11 +147,18 @@ class MOVEConfig(TrainConfig):
     hflip: bool = True  # random horizontal flip of the training crops (official)
     disc_weight_decay: float = 0.01  # D's AdamW decoupled weight decay (official: AdamW's default 0.01; 0 = Adam)
     steps: int = iterations_for_epochs(80)  # training iterations (paper: 80 official epochs of DUTS-TR at batch 32, 13,160)
+    image_pipeline: Literal["official", "squash"] = "official"  # image folders: crop the original photo, one antialiased bicubic resize (official) / squash to size first, then crop
+    epoch_drop_last: bool = True  # epochs end at the last full batch, each a fresh permutation (official DataLoader drop_last) / one stream across epochs
+    shift_scale: Literal["min_side", "per_axis"] = "min_side"  # shift range Δ·min(H, W) on both axes (official) / Δ·H and Δ·W
+    mask_loss_pool: int | None = 16  # window of the pooled mask losses (official: a fixed 16); none: the MAE's patch
+    mae_pos_resample: Literal["official", "when_needed"] = "official"  # MAE position table: resampled DINO-style for every input not at the MAE's own size (official) / only when the grid differs
     # configs saved before the official-parity switches existed load with the behaviour they were trained with
     LEGACY_DEFAULTS: ClassVar[dict] = {"shift_fill": "black", "shift_sampling": "uniform", "mask_loss_on": "original",
                                        "head_arch": "workbench", "head_padding": "replicate", "mae_features": "block",
                                        "crop_interpolation": "bilinear", "hflip": False, "disc_weight_decay": 0.0,
-                                       "disc_arch": "workbench", "disc_logits": "image", "disc_bn_pass": False}
+                                       "disc_arch": "workbench", "disc_logits": "image", "disc_bn_pass": False,
+                                       "image_pipeline": "squash", "epoch_drop_last": False, "shift_scale": "per_axis",
+                                       "mask_loss_pool": None, "mae_pos_resample": "when_needed"}
     batch_size: int = 32
     sample_every: int = 1000
     checkpoint_every: int = 2000
@@ -166,6 +175,10 @@ class MOVEConfig(TrainConfig):
             raise ValueError("samples, head_width and disc_width must be >= 1, bin_ramp_steps >= 0")
         if not 0 <= self.ema_beta < 1:
             raise ValueError(f"ema_beta must be in [0, 1), got {self.ema_beta}")
+        if self.mask_loss_pool is not None and self.mask_loss_pool < 1:
+            raise ValueError(f"mask_loss_pool must be none or >= 1, got {self.mask_loss_pool}")
+        if self.mask_loss_pool is not None and self.size % self.mask_loss_pool:
+            raise ValueError(f"size {self.size} is not a multiple of mask_loss_pool {self.mask_loss_pool}")
         if self.max_weight < 0 or not 0 <= self.max_area <= 1:
             raise ValueError(f"max_weight must be >= 0 and max_area in [0, 1], got {self.max_weight}, {self.max_area}")
 
@@ -189,7 +202,8 @@ PRESETS: dict[str, MOVEConfig] = {
 # small keeps the recipe of the shipped assets/move-small: the workbench's head and training choices (issue 13)
 PRESETS["small"] = replace(PRESETS["small"], shift_sampling="uniform", mask_loss_on="original", head_arch="workbench",
                            head_padding="replicate", mae_features="block", crop_interpolation="bilinear", hflip=False,
-                           disc_weight_decay=0.0)
+                           disc_weight_decay=0.0, image_pipeline="squash", epoch_drop_last=False, shift_scale="per_axis",
+                           mask_loss_pool=None, mae_pos_resample="when_needed")
 
 
 # helpers
@@ -206,7 +220,7 @@ def mask_loss_terms(mask: torch.Tensor, *, patch: int, pooled: bool = True, min_
 
     The versions are, in the official order, the mask (B, 1, H, W) itself and, with ``pooled``,
     its average- and max-pooled versions over ``patch`` × ``patch`` windows (the official pools
-    by 16, the MAE's patch). "bin" is L_bin (eq. 5.2), "min" L_min (eq. 5.1), "max" the official
+    by a fixed 16, which is its MAE's patch; ``MOVEConfig.mask_loss_pool``). "bin" is L_bin (eq. 5.2), "min" L_min (eq. 5.1), "max" the official
     maximum-area hinge (weight 0 in the paper).
     """
     versions = [mask]
@@ -220,6 +234,34 @@ def mask_loss_terms(mask: torch.Tensor, *, patch: int, pooled: bool = True, min_
 def upsample_patches(mask: torch.Tensor, patch: int) -> torch.Tensor:
     """A patch-grid mask (B, 1, h, w) -> pixels (B, 1, h·P, w·P), each value filling its P×P tile."""
     return F.interpolate(mask, scale_factor=patch, mode="nearest")
+
+
+class OriginalCrops(torch.utils.data.Dataset):
+    """Random resized crops of a dataset's original-size images: the official MOVE's data pipeline.
+
+    The official crops each original photo (torchvision's ``RandomResizedCrop`` box) and resizes the
+    crop once to ``size`` with PIL's antialiased bicubic filter; here :func:`random_crop_box` and
+    :func:`resized_crop` do the same on the image as read (float, so no 8-bit rounding). Items are
+    ``{"image": (3, S, S), "name", "cropped": True}`` (and the mask cropped alike, nearest), drawn
+    anew at every access from torch's random state (each DataLoader worker has its own seed).
+    """
+
+    def __init__(self, originals: torch.utils.data.Dataset, *, size: int, scale: tuple[float, float],
+                 ratio: tuple[float, float], mode: str = "bicubic"):
+        self.originals, self.size, self.scale, self.ratio, self.mode = originals, size, scale, ratio, mode
+
+    def __len__(self) -> int:
+        return len(self.originals)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.originals[index])
+        image = item["image"]  # (3, H, W) at the file's size
+        box = random_crop_box(image.shape[-2], image.shape[-1], scale=self.scale, ratio=self.ratio)
+        item["image"] = resized_crop(image, box, size=self.size, mode=self.mode)  # (3, S, S)
+        if "mask" in item:
+            item["mask"] = resized_crop(item["mask"], box, size=self.size, mode="nearest")  # (1, S, S)
+        item["cropped"] = True
+        return item
 
 
 # method
@@ -239,6 +281,7 @@ class MOVE(Method):
         super().__init__(config, device=device)
         c = config
         self.mae = (self.build_mae() if mae is None else mae).to(self.device).eval().requires_grad_(False)
+        self.mae.pos_resample = c.mae_pos_resample  # the encoder's position table at other sizes (official quirk)
         self.extractor = self.build_extractor().to(self.device)
         for name, patch in (("feature extractor", self.extractor.patch_size), ("MAE", self.mae.patch_size)):
             if c.size % patch:
@@ -363,8 +406,18 @@ class MOVE(Method):
     # data
 
     def build_dataset(self):
+        """The training images: with ``image_pipeline="official"`` image folders keep their original size and
+        each item is a random resized crop of the original (:class:`OriginalCrops`); synthetic scenes and
+        sample photos are made at ``size`` and cropped in :meth:`prepare` either way."""
         from workbench.data import build_dataset
+        from workbench.data.build import parse_spec
 
+        c = self.config
+        at_size = parse_spec(c.dataset)[0] in ("synthetic", "photos")  # generated / centre-cropped at `size`
+        if c.image_pipeline == "official" and not at_size and c.inpainter != "oracle":
+            originals = build_dataset(c.dataset, size=None, split="train", seed=c.seed)
+            return OriginalCrops(originals, size=c.size, scale=c.crop_scale, ratio=c.crop_ratio,
+                                 mode=c.crop_interpolation)
         dataset = build_dataset(self.config.dataset, size=self.config.size, split="train", seed=self.config.seed)
         if self.config.inpainter == "oracle":  # the diagnostic needs the true background layer
             from workbench.data.synthetic import SyntheticScenes
@@ -387,23 +440,27 @@ class MOVE(Method):
         c = self.config
         oracle = c.inpainter == "oracle"
         x = torch.cat([batch["image"], batch["background"]], dim=1) if oracle else batch["image"]  # (B, 3 or 6, H, W)
-        x = random_resized_crop(x, size=c.size, scale=c.crop_scale, ratio=c.crop_ratio, mode=c.crop_interpolation)
-        if c.crop_interpolation == "bicubic":
-            x = x.clamp(0, 1)  # bicubic overshoots; the official's PIL resampling writes 8-bit values
+        if "cropped" not in batch:  # OriginalCrops (image_pipeline="official") cropped the originals already
+            x = random_resized_crop(x, size=c.size, scale=c.crop_scale, ratio=c.crop_ratio, mode=c.crop_interpolation)
+            if c.crop_interpolation == "bicubic":
+                x = x.clamp(0, 1)  # bicubic overshoots; the official's PIL resampling writes 8-bit values
         if c.hflip:
             flip = torch.rand(x.shape[0]) < 0.5  # (B,)
             x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
         return (x[:, :3], x[:, 3:]) if oracle else (x, None)
 
-    def draw_offsets(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """δ in [−ΔS, ΔS]², integer pixels, (B, 2) as (dy, dx); zeros when max_shift = 0.
+    def draw_offsets(self, batch: int, *, size: tuple[int, int] | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """δ for images of ``size`` (H, W) (default ``config.size`` square), integer pixels, (B, 2) as (dy, dx).
 
-        ``shift_sampling="rounded"`` draws round(U(−1, 1)·Δ·S) per axis as the official (the two
-        endpoints half as likely as the interior values), ``"uniform"`` every integer equally often.
+        Zeros when max_shift = 0. ``shift_sampling="rounded"`` draws round(U(−1, 1)·Δ·S) per axis as
+        the official (the two endpoints half as likely as the interior values), ``"uniform"`` every
+        integer equally often. ``shift_scale="min_side"`` takes S = min(H, W) for both axes, as the
+        official; ``"per_axis"`` S = H for dy and W for dx (the same on square crops).
         """
         c = self.config
-        return random_offsets(batch, max_shift=c.max_shift, size=c.size, device=self.device, generator=generator,
-                              sampling=c.shift_sampling)
+        return random_offsets(batch, max_shift=c.max_shift, size=size or (c.size, c.size), device=self.device,
+                              generator=generator, sampling=c.shift_sampling, scale=c.shift_scale)
 
     def shift(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] shifted by δ; the uncovered strip is the ImageNet mean colour (official) or black (``shift_fill``).
@@ -577,7 +634,7 @@ class MOVE(Method):
         with torch.no_grad():
             features, latent = self.features_of(x)
             mask = self.segment(features, head=self.module("head"))
-            images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent,
+            images = self.compose(x, mask, self.draw_offsets(x.shape[0], size=tuple(x.shape[-2:])), latent=latent,
                                   true_background=true_background)
         real, fake = self.discriminator_sets(images)
         if self.official_discriminator:
@@ -596,13 +653,19 @@ class MOVE(Method):
         self.opt_d.step()
         return {"loss": loss.detach(), "real": real_mean.detach(), "fake": fake_mean.detach()}
 
+    @property
+    def mask_loss_window(self) -> int:
+        """The pooling window of the pooled mask losses: ``mask_loss_pool`` (official: 16), else the MAE's patch."""
+        pool = self.config.mask_loss_pool
+        return self.mae.patch_size if pool is None else pool
+
     def mask_losses(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """L_min, L_bin (eq. 5.1, 5.2) and the official L_max on ``mask`` and, with ``pooled_losses``, its pooled versions.
 
         The segmenter step passes m_δ or m (``mask_loss_on``); see :func:`mask_loss_terms`.
         """
         c = self.config
-        terms = mask_loss_terms(mask, patch=self.mae.patch_size, pooled=c.pooled_losses, min_area=c.min_area,
+        terms = mask_loss_terms(mask, patch=self.mask_loss_window, pooled=c.pooled_losses, min_area=c.min_area,
                                 max_area=c.max_area)
         return {name: values.sum() for name, values in terms.items()}
 
@@ -611,7 +674,8 @@ class MOVE(Method):
         x, true_background = self.prepare_pair(batch)  # (B, 3, S, S), and the oracle's background or None
         features, latent = self.features_of(x)
         mask = self.segment(features)  # (B, 1, S, S), the only trained path
-        images = self.compose(x, mask, self.draw_offsets(x.shape[0]), latent=latent, true_background=true_background)
+        offset = self.draw_offsets(x.shape[0], size=tuple(x.shape[-2:]))
+        images = self.compose(x, mask, offset, latent=latent, true_background=true_background)
         D = self.module("discriminator")
         D.requires_grad_(False)  # gradients go through D to the image, not into D
         try:
@@ -635,25 +699,36 @@ class MOVE(Method):
 
     # inference
 
+    inference_size: int | None = None  # predict: shorter side the images are resized to (None/0: their own size)
+    inference_padding: str = "edge"  # predict: padding to the patch size, "edge" or "reflect" (the official infer.py)
+
     @torch.no_grad()
-    def predict(self, x01: torch.Tensor, *, head: nn.Module | None = None) -> torch.Tensor:
+    def predict(self, x01: torch.Tensor, *, head: nn.Module | None = None, size: int | None = None,
+                padding: str | None = None) -> torch.Tensor:
         """Soft masks (B, 1, H, W) for images (B, 3, H, W) in [0, 1] of any size.
 
-        The images are padded (edge values) to a multiple of the feature patch size, and the mask
-        is cropped back. Uses the head's EMA when there is one, in evaluation mode.
+        By default the images are used at their own size, padded (edge values) to a multiple of the
+        feature patch size, and the mask is cropped back. ``size`` (default ``inference_size``) first
+        resizes them so that the shorter side is ``size`` (bicubic, antialiased, as the official
+        ``infer.py`` with 448) and the mask back to (H, W) (bilinear); ``padding`` (default
+        ``inference_padding``) "reflect" pads as the official. Uses the head's EMA when there is one,
+        in evaluation mode.
         """
         head = self.averaged("head") if head is None else head
+        size = self.inference_size if size is None else size
         h, w = x01.shape[-2:]
-        p = self.extractor.patch_size
-        pad_h, pad_w = -h % p, -w % p
         x = x01.to(self.device)
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        if size:
+            x = resize_shorter_side(x.float(), size)
+        sh, sw = x.shape[-2:]
+        x = pad_to_multiple(x, self.extractor.patch_size, padding=padding or self.inference_padding)
         with evaluating(head):
             with self.autocast():
                 features = self.extractor(x).float()
-            mask = self.segment(features, head=head)
-        return mask[..., :h, :w]
+            mask = self.segment(features, head=head)[..., :sh, :sw]
+        if (sh, sw) != (h, w):
+            mask = F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return mask
 
     @torch.no_grad()
     def sample(self) -> torch.Tensor:
@@ -664,7 +739,7 @@ class MOVE(Method):
         c = self.config
         x = self.first_images(c.samples)  # (N, 3, S, S)
         g = torch.Generator().manual_seed(c.seed)
-        offset = self.draw_offsets(x.shape[0], generator=g)
+        offset = self.draw_offsets(x.shape[0], size=tuple(x.shape[-2:]), generator=g)
         mask = self.predict(x)
         true_background = None
         if c.inpainter == "oracle":

@@ -37,7 +37,6 @@ antialiasing), which gives other tokens.
 from __future__ import annotations
 
 import argparse
-import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -48,8 +47,10 @@ from torch import nn
 
 from workbench.nets.mae import IMAGENET_MEAN, IMAGENET_STD
 from workbench.nets.segmenter import SegmenterHead
+from workbench.nets.vit import rescale_pos_embed
 from workbench.nets.weights import CheckpointError, StateDictMismatchError, _weights_only_failure, \
     load_state_dict_strict
+from workbench.ops.rescale import pad_to_multiple, resize_shorter_side
 
 __all__ = ["OFFICIAL_DINO", "OFFICIAL_HEAD", "OFFICIAL_MAE", "OFFICIAL_NORM", "OfficialMOVE", "dino_position_table",
            "head_from_official", "head_key_map", "load_official_move", "official_dino_features",
@@ -134,12 +135,7 @@ def dino_position_table(pos_embed: torch.Tensor, h: int, w: int) -> torch.Tensor
     n = pos_embed.shape[1] - 1
     if h * w == n and h == w:
         return pos_embed
-    side = math.sqrt(n)
-    grid = pos_embed[:, 1:].reshape(1, int(side), int(side), -1).permute(0, 3, 1, 2)  # (1, D, √N, √N)
-    grid = F.interpolate(grid, scale_factor=((h + 0.1) / side, (w + 0.1) / side), mode="bicubic")  # (1, D, h, w)
-    if grid.shape[-2:] != (h, w):  # pragma: no cover - DINO asserts the same
-        raise RuntimeError(f"DINO's position resize gave {tuple(grid.shape[-2:])}, not {(h, w)}")
-    return torch.cat([pos_embed[:, :1], grid.permute(0, 2, 3, 1).reshape(1, h * w, -1)], dim=1)
+    return rescale_pos_embed(pos_embed, (h, w))
 
 
 def official_dino_features(extractor: nn.Module, x01: torch.Tensor) -> torch.Tensor:
@@ -227,6 +223,7 @@ class OfficialMOVE(nn.Module):
         super().__init__()
         self.extractor, self.head = extractor, head
         self.size, self.args, self.source = size, dict(args or {}), source
+        self.padding = "reflect"  # to the patch size, as the official infer.py; "edge" repeats the border
         self.eval()
 
     @property
@@ -235,12 +232,10 @@ class OfficialMOVE(nn.Module):
 
     @torch.no_grad()
     def segment(self, x01: torch.Tensor) -> torch.Tensor:
-        """Masks (B, 1, H, W) of images (B, 3, H, W) in [0, 1] at their own size (reflect-padded to the patch)."""
+        """Masks (B, 1, H, W) of images (B, 3, H, W) in [0, 1] at their own size, padded to the patch
+        (``self.padding``: "reflect" as the official, or "edge")."""
         h, w = x01.shape[-2:]
-        p = self.extractor.patch_size
-        x = x01.to(self.device)
-        if -h % p or -w % p:
-            x = F.pad(x, (0, -w % p, 0, -h % p), mode="reflect")
+        x = pad_to_multiple(x01.to(self.device), self.extractor.patch_size, padding=self.padding)
         features = official_dino_features(self.extractor, x)  # (B, D, H/P, W/P)
         return self.head(features)[..., :h, :w]
 
@@ -255,11 +250,8 @@ class OfficialMOVE(nn.Module):
         size = self.size if size is None else size
         h, w = x01.shape[-2:]
         x = x01.to(self.device).float()
-        if size and min(h, w) != size:
-            short, long = (h, w) if h <= w else (w, h)
-            long_new = int(size * long / short)  # torchvision's Resize(size) rule
-            new = (size, long_new) if h <= w else (long_new, size)
-            x = F.interpolate(x, size=new, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        if size:
+            x = resize_shorter_side(x, size)  # torchvision's Resize(size) rule
         mask = self.segment(x)
         if mask.shape[-2:] != (h, w):
             mask = F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workbench.nets.vit import Block, PatchEmbed, init_vit_weights, resize_pos_embed, sincos_2d
+from workbench.nets.vit import Block, PatchEmbed, init_vit_weights, rescale_pos_embed, resize_pos_embed, sincos_2d
 from workbench.nets.weights import StateDictMismatchError, find_weights, load_pth, load_state_dict_strict, weights_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,6 +63,7 @@ class MAE(nn.Module):
         self.num_patches = self.grid_size**2
         self.embed_dim, self.decoder_embed_dim = embed_dim, decoder_embed_dim
         self.norm_pix_loss = norm_pix_loss
+        self.pos_resample = "when_needed"  # or "official" (MOVE's composer; see position_table); not saved
 
         # encoder
         self.patch_embed = PatchEmbed(patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim)
@@ -116,11 +117,27 @@ class MAE(nn.Module):
 
     # encoder
 
+    def position_table(self, h: int, w: int) -> torch.Tensor:
+        """The encoder's position table (1, 1+N, D) for an (h, w)-pixel input, per ``pos_resample``.
+
+        ``"when_needed"`` (default): the stored table on the stored grid, else a bicubic resize to the
+        grid (:func:`resize_pos_embed`). ``"official"``: as the official MOVE composer, the stored table
+        only for an input of exactly ``img_size`` × ``img_size`` (224 px for the official MAEs), else
+        DINO's scale-factor resample (:func:`rescale_pos_embed`), even when the grid is the stored one
+        (the official test compares token counts with and without the class token, so it never passes).
+        """
+        grid = (h // self.patch_size, w // self.patch_size)
+        if self.pos_resample == "official":
+            same = (h, w) == (self.img_size, self.img_size)
+            return self.pos_embed if same else rescale_pos_embed(self.pos_embed, grid)
+        return resize_pos_embed(self.pos_embed, grid)
+
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Patch tokens with positions (B, N, D) and the class token with its position (B, 1, D)."""
         b, _, h, w = x.shape
-        pos = resize_pos_embed(self.pos_embed, (h // self.patch_size, w // self.patch_size))  # (1, 1+N, D)
+        pos = self.position_table(h, w)  # (1, 1+N, D)
         tokens = self.patch_embed(x) + pos[:, 1:]  # (B, N, D)
+        # the class token keeps the stored row 0 either way (the official adds pos_embed[:, :1])
         return tokens, (self.cls_token + pos[:, :1]).expand(b, -1, -1)
 
     def _block_index(self, k: int) -> int:

@@ -64,6 +64,27 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], *, prefix: 
     return torch.cat([head, patches], dim=1)
 
 
+def rescale_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], *, prefix: int = 1) -> torch.Tensor:
+    """A (1, prefix + N, D) position table resampled for a ``grid`` (gh, gw) as DINO's ``interpolate_pos_encoding``.
+
+    The √N × √N patch rows are resized bicubically (no antialiasing) by the scale factors
+    ((gh + 0.1)/√N, (gw + 0.1)/√N) (the 0.1 guards against rounding down), which samples other points
+    than a resize to exactly (gh, gw) (:func:`resize_pos_embed`) and is not the identity even at the
+    stored grid. Always resamples: callers decide when (DINO: unless the grid is the stored one; the
+    official MOVE composer: unless the image is exactly 224 × 224). Rows stay row-major (gh first).
+    """
+    n = pos_embed.shape[1] - prefix
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f"position table of {n} patch tokens is not a square grid")
+    gh, gw = grid
+    table = pos_embed[:, prefix:].reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, D, √N, √N)
+    table = F.interpolate(table, scale_factor=((gh + 0.1) / side, (gw + 0.1) / side), mode="bicubic")  # (1, D, gh, gw)
+    if table.shape[-2:] != (gh, gw):  # pragma: no cover - DINO asserts the same
+        raise RuntimeError(f"the position table's resize gave {tuple(table.shape[-2:])}, not {(gh, gw)}")
+    return torch.cat([pos_embed[:, :prefix], table.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)], dim=1)
+
+
 # classes
 
 

@@ -6,7 +6,9 @@
   1.125 × resolution, then crop a random window of the resolution, so that real objects wander by
   about as much as the generated ones are shifted.
 * :func:`random_resized_crop` is MOVE's training crop (section 5.3): area share (0.9, 1), aspect
-  ratio (3/4, 4/3), resized to the training size.
+  ratio (3/4, 4/3), resized to the training size. :func:`random_crop_box` and :func:`resized_crop`
+  do the same on one image at its original size, resampled once with antialiasing, as the official
+  MOVE's PIL pipeline does (``MOVEConfig.image_pipeline="official"``).
 * :func:`cutmix_masks` draws the boxes of CutMix consistency regularisation (U-Net GAN, setting (b)
   of table 4.1).
 * :class:`DiffAugment` is differentiable augmentation for discriminators (colour, translation,
@@ -27,7 +29,8 @@ from torch import Tensor
 
 from workbench.ops.shift import random_offsets, translate
 
-__all__ = ["contrast_jitter", "scale_contrast", "center_crop_square", "resize_random_crop", "random_resized_crop", "cutmix_masks",
+__all__ = ["contrast_jitter", "scale_contrast", "center_crop_square", "resize_random_crop", "random_resized_crop",
+           "random_crop_box", "resized_crop", "cutmix_masks",
            "DiffAugment"]
 
 # helpers
@@ -150,6 +153,56 @@ def random_resized_crop(x: torch.Tensor, *, size: int, scale: tuple[float, float
     theta[:, 1, 1], theta[:, 1, 2] = ch, 2 * top + ch - 1
     grid = F.affine_grid(theta.to(x), [b, x.shape[1], size, size], align_corners=False)  # (B, S, S, 2)
     return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+
+
+def random_crop_box(height: int, width: int, *, scale: tuple[float, float] = (0.9, 1.0),
+                    ratio: tuple[float, float] = (0.75, 4 / 3), tries: int = 10,
+                    generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+    """A random crop box (top, left, h, w) in whole pixels of a ``height`` × ``width`` image (torchvision's rule).
+
+    Up to ``tries`` draws of an area share in ``scale`` and a log-uniform aspect ratio (w/h) in
+    ``ratio``, sides rounded to pixels; the first box that fits is placed uniformly at random. When
+    none fits, the centred box of the whole image clamped to ``ratio``. This is the box of
+    torchvision's ``RandomResizedCrop``, which the official MOVE applies to the original photo.
+    """
+    area = height * width
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(tries):
+        u = torch.rand(2, generator=generator).tolist()
+        target = area * (scale[0] + (scale[1] - scale[0]) * u[0])
+        aspect = math.exp(lo + (hi - lo) * u[1])
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+            return top, left, h, w
+    if width / height < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif width / height > ratio[1]:
+        w, h = round(height * ratio[1]), height
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def resized_crop(x: Tensor, box: tuple[int, int, int, int], *, size: int, mode: str = "bicubic") -> Tensor:
+    """The ``box`` (top, left, h, w) of images (..., C, H, W) resized once to ``size`` × ``size``, antialiased.
+
+    ``mode`` "bicubic" (the official MOVE's PIL resampling: a = −0.5, antialiased when shrinking,
+    clamped to [0, 1] as PIL's 8-bit output is) or "bilinear"; "nearest" for masks. Compare
+    :func:`random_resized_crop`, which resamples a batch already resized once, without antialiasing.
+    """
+    top, left, h, w = box
+    crop = x[..., top : top + h, left : left + w]
+    batched = crop if crop.dim() == 4 else crop.unsqueeze(0)  # (B, C, h, w)
+    if mode == "nearest":
+        out = F.interpolate(batched, size=(size, size), mode="nearest")
+    elif mode in ("bicubic", "bilinear"):
+        out = F.interpolate(batched, size=(size, size), mode=mode, antialias=True, align_corners=False)
+        out = out.clamp(0, 1) if mode == "bicubic" else out
+    else:
+        raise ValueError(f"mode must be 'bicubic', 'bilinear' or 'nearest', got {mode!r}")
+    return out if crop.dim() == 4 else out[0]
 
 
 @dataclass

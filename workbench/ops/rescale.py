@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["segment_at_scale"]
+__all__ = ["segment_at_scale", "resize_shorter_side", "pad_to_multiple", "PADDINGS"]
+
+PADDINGS = {"edge": "replicate", "reflect": "reflect"}  # name of a padding -> F.pad mode
 
 
 def segment_at_scale(segment: Callable[[Tensor], Tensor], images: Tensor, *, resolution: int, multiple: int,
@@ -42,3 +44,30 @@ def segment_at_scale(segment: Callable[[Tensor], Tensor], images: Tensor, *, res
     if size != (h, w):
         out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
     return out  # (B, 1, H, W)
+
+
+def resize_shorter_side(images: Tensor, size: int) -> Tensor:
+    """Images (B, C, H, W) in [0, 1] resized so that the shorter side is ``size``, aspect kept (the official MOVE's
+    ``infer.py``, torchvision's ``Resize(size)`` rule: the longer side ``int(size · long / short)``), bicubic with
+    antialiasing, clamped to [0, 1]; unchanged when the shorter side is ``size`` already."""
+    h, w = images.shape[-2:]
+    if min(h, w) == size:
+        return images
+    short, long = (h, w) if h <= w else (w, h)
+    long_new = int(size * long / short)
+    new = (size, long_new) if h <= w else (long_new, size)
+    return F.interpolate(images, size=new, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def pad_to_multiple(images: Tensor, multiple: int, *, padding: str = "edge") -> Tensor:
+    """Images (B, C, H, W) padded on the right and bottom to multiples of ``multiple``: ``padding`` "edge"
+    (repeat the last row and column) or "reflect" (mirror, as the official MOVE's ``infer.py``)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    h, w = images.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if not (pad_h or pad_w):
+        return images
+    if padding == "reflect" and (pad_h >= h or pad_w >= w):
+        raise ValueError(f"reflect padding of a {h}x{w} image by ({pad_h}, {pad_w}) px needs a larger image")
+    return F.pad(images, (0, pad_w, 0, pad_h), mode=PADDINGS[padding])

@@ -75,6 +75,7 @@ def random_offsets(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     sampling: Literal["uniform", "rounded"] = "uniform",
+    scale: Literal["per_axis", "min_side"] = "per_axis",
 ) -> Tensor:
     """Draw integer shifts in ``[-δH, δH] × [-δW, δW]`` with ``δ = max_shift``.
 
@@ -86,10 +87,18 @@ def random_offsets(
     - ``"rounded"``: ``round(U(-1, 1) · δ · H)``, as the official MOVE draws it; with δH an integer L,
       the interior values have probability 1/(2L) and the two endpoints ±L half of that.
 
+    ``scale="min_side"`` uses ``min(H, W)`` for both axes, as the official MOVE does (its shifts
+    are ``δ · min(H, W)`` at most on either axis); ``"per_axis"`` scales dy by H and dx by W. The two
+    agree on square images.
+
     Returns:
         (B, 2) int64 tensor of (dy, dx).
     """
     h, w = (size, size) if isinstance(size, int) else size
+    if scale not in ("per_axis", "min_side"):
+        raise ValueError(f"scale must be 'per_axis' or 'min_side', got {scale!r}")
+    if scale == "min_side":
+        h = w = min(h, w)
     if max_shift < 0:
         raise ValueError(f"max_shift must be >= 0, got {max_shift}")
     if sampling not in ("uniform", "rounded"):

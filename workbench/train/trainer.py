@@ -174,7 +174,8 @@ class Trainer:
             while True:
                 yield None
         sampler = InfiniteBatchSampler(len(self.dataset), batch_size=self.config.batch_size, seed=self.config.seed,
-                                       rank=self.dist.rank, world_size=self.dist.world_size, start=self.samples_drawn)
+                                       rank=self.dist.rank, world_size=self.dist.world_size, start=self.samples_drawn,
+                                       drop_last=getattr(self.config, "epoch_drop_last", False))  # MOVE's official epochs
         # the seeds of the loader's worker processes: own to each rank and data position, so that
         # ranks draw different augmentations and a resumed run does not replay those of its start
         worker_seed = int(np.random.default_rng([self.config.seed, self.dist.rank, self.samples_drawn]).integers(2**62))
