@@ -79,3 +79,24 @@ def test_predict_refine_bilateral_writes_refined_and_unrefined(move_run, tmp_pat
     assert not np.array_equal(soft, raw)
     with pytest.raises(ValueError, match="unknown refinement"):
         predict_folder(method, tmp_path / "images", tmp_path / "other", refine="crf", progress=False)
+
+
+def test_predict_move_checkpoint_at_the_official_inference_size_and_padding(move_run, tmp_path, capsys):
+    import torch
+
+    write_images(tmp_path / "images", [(37, 50)])
+    read = lambda out: cv2.imread(str(tmp_path / out / "soft" / "img0.png"), cv2.IMREAD_UNCHANGED)  # noqa: E731
+    args = ["predict", "move", "--checkpoint", str(move_run), "--images", str(tmp_path / "images"), "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "own")]) == 0  # default: the image's own size, edge padding
+    assert main([*args, "--out", str(tmp_path / "official"), "--inference-size", "64", "--padding", "reflect"]) == 0
+    assert read("own").shape == read("official").shape == (37, 50)  # masks at the input's size either way
+    image = cv2.cvtColor(cv2.imread(str(tmp_path / "images" / "img0.png")), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    method = load_method(move_run, device="cpu")
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]
+    expected = method.predict(x, size=64, padding="reflect")[0, 0].numpy()  # 64 x 86, reflect-padded to 64 x 88
+    assert np.abs(read("official") - np.rint(expected * 255)).max() <= 1
+    assert np.abs(read("own") - np.rint(method.predict(x)[0, 0].numpy() * 255)).max() <= 1
+    assert not np.array_equal(read("own"), read("official"))
+    assert main(["predict", "oracle", "--checkpoint", str(move_run), "--images", str(tmp_path / "images"),
+                 "--out", str(tmp_path / "x"), "--padding", "reflect"]) == 2
+    assert "go with MOVE" in capsys.readouterr().err
