@@ -371,3 +371,34 @@ def test_client_calls_the_move_explorer_endpoint():
         assert "**0.0000**" in telea_summary
     finally:
         demo.close()
+
+
+def test_the_released_official_move_is_a_mask_source_when_its_checkpoint_is_there(tmp_path, monkeypatch):
+    import argparse
+
+    from test_move_official import FIXTURES, official_state  # a checkpoint built from the official key list
+    from workbench.eval.segmenters import OFFICIAL_MOVE_ENV
+    from workbench.methods.move_official import load_official_move
+
+    if not (FIXTURES / "model_state_dict_keys.json").is_file():
+        pytest.skip(f"the official MOVE fixtures are not in {FIXTURES}")
+    path = tmp_path / "checkpoint-0.pth"
+    monkeypatch.setenv(OFFICIAL_MOVE_ENV, str(path))
+    assert se.OFFICIAL_MOVE not in se.mask_choices() and str(path) in se.official_move_note()  # absent: said why
+    with pytest.raises(gr.Error, match="not at"):
+        _explore(mask_source=se.OFFICIAL_MOVE)
+    args = argparse.Namespace(feature_extractor="dino_vits8", extractor_block_layer=-2, segmenter_head="conv_minc128")
+    torch.save({"args": args, "epoch": 0, "model": official_state("ckpt_model_epoch0")}, path)  # DINO inside
+    assert se.mask_choices() == ["Ground truth", "GrabCut", "MOVE", se.OFFICIAL_MOVE, "Brush"]
+    image, _ = se.load_source("Synthetic scene", "benchmark", INDEX, "coffee", None)
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    expected = load_official_move(path).predict(x)[0, 0].numpy() > 0.5  # the same model in Python, at 448 px
+    assert 0 < expected.mean() < 1
+    mask_view, *_, summary = _explore(mask_source=se.OFFICIAL_MOVE)
+    assert f"**mask** {int(expected.sum())} px" in summary
+    assert np.array_equal(mask_view, _u8(overlay(image, expected)))
+    background, composite, _, move_summary = _move(mask_source=se.OFFICIAL_MOVE)  # the MAE panel takes it too
+    assert background.shape == composite.shape == (se.SCENE_SIZE, se.SCENE_SIZE, 3) and "**D(x̂_δ) = " in move_summary
+    path.write_bytes(b"not a checkpoint")  # replaced by a damaged file: refused with a message, never unpickled
+    with pytest.raises(gr.Error, match="cannot be loaded"):
+        _explore(mask_source=se.OFFICIAL_MOVE)

@@ -1,7 +1,8 @@
 """Shift explorer: cut an object out with a mask, inpaint the hole, move the object (figure 5.1).
 
 Pick an image (a synthetic scene, a sample photo or an upload) and a mask (the ground truth,
-GrabCut, MOVE's prediction or a brush), make the mask exact, too large or too small, and shift the
+GrabCut, MOVE's prediction, the released official MOVE model's when its checkpoint is in the weights
+folder, or a brush), make the mask exact, too large or too small, and shift the
 object with the dx / dy sliders. The tab shows the inpainted background b̂, the shifted composite
 x̂_δ (eq. 5.3), the copy-paste x̃_δ and the difference |x̂_δ − x̂_0|, all computed by
 :func:`workbench.ops.shift_scene.shift_scene` with OpenCV's Telea inpainting, and, on synthetic
@@ -38,6 +39,7 @@ from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
 from workbench.eval.asset_scores import read_metrics, scores_line, segments
 from workbench.eval.baselines import grabcut
+from workbench.eval.segmenters import OFFICIAL_MOVE_ENV, official_move_path, segment_image, segmenter_registry
 from workbench.methods import move_explore as mx
 from workbench.methods.move_assets import SHIPPED_MOVE, load_move
 from workbench.nets.mae import MAE_FILES, find_weights, weights_dir
@@ -45,12 +47,13 @@ from workbench.ops.classical import perturb_mask
 from workbench.ops.shift_scene import shift_error, shift_error_map, shift_scene
 
 __all__ = ["TITLE", "build", "explore", "move_explore", "error_view", "mask_for_source", "load_source", "editor_value", "inpainter_choices",
-           "SOURCES", "MASK_SOURCES", "OWN_MAE", "OFFICIAL_MAES", "CHECKPOINT_ENV"]
+           "mask_choices", "SOURCES", "MASK_SOURCES", "OFFICIAL_MOVE", "OWN_MAE", "OFFICIAL_MAES", "CHECKPOINT_ENV"]
 
 TITLE = "Shift explorer"
 
 SOURCES = ("Synthetic scene", "Sample photo", "Upload")
 MASK_SOURCES = ("Ground truth", "GrabCut", "MOVE", "Brush")
+OFFICIAL_MOVE = "Official MOVE"  # the released model's mask; offered only when its checkpoint is there (mask_choices)
 PERTURB_CHOICES = [("exact", "exact"), ("dilated by k px (too large)", "dilate"), ("eroded by k px (too small)", "erode")]
 SCENE_SIZE = 128  # synthetic scenes are rendered at this size
 MAX_SIDE = 256  # sample photos are centre-cropped to this size; uploads are shrunk to fit inside it
@@ -175,6 +178,46 @@ def _move_mask(image: np.ndarray) -> np.ndarray:
     return _MOVE_MASKS[key]
 
 
+def mask_choices() -> list[str]:
+    """The Mask radio's choices: :data:`MASK_SOURCES`, and "Official MOVE" when the released official
+    checkpoint is where the Segment tab looks for it (:func:`workbench.eval.segmenters.official_move_path`)."""
+    return [*MASK_SOURCES[:3], *([OFFICIAL_MOVE] if official_move_path().is_file() else []), MASK_SOURCES[3]]
+
+
+def official_move_note() -> str:
+    """One line on the official MOVE mask: where its checkpoint was found, or why the choice is absent."""
+    path = official_move_path()
+    if path.is_file():
+        return f"Official MOVE: the released model ({path.name}, DINO ViT-S/8, predicted at 448 px)."
+    return (f"“{OFFICIAL_MOVE}” appears when the released official checkpoint is at {path} (or where "
+            f"${OFFICIAL_MOVE_ENV} points).")
+
+
+def _official_move():
+    """The released official MOVE (cached by path and file time), loaded as the Segment tab loads it; gr.Error if not."""
+    path = official_move_path()
+    if not path.is_file():
+        raise gr.Error(f"The official MOVE checkpoint is not at {path}: put the released checkpoint-N.pth there "
+                       f"(or set ${OFFICIAL_MOVE_ENV} to it), or choose another mask.")
+    key = ("official-move", str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _METHODS:
+        try:
+            model = segmenter_registry()["move-official"].load(path)
+        except (OSError, ValueError) as error:  # CheckpointError, pickled code, foreign keys, no DINO weights
+            raise gr.Error(f"The official MOVE checkpoint {path.name} cannot be loaded: {error}") from None
+        _remember(_METHODS, key, model, size=3)
+    return key, _METHODS[key]
+
+
+def _official_move_mask(image: np.ndarray) -> np.ndarray:
+    """The released official MOVE's mask of the image (soft > 0.5), bool (H, W); cached by checkpoint and image."""
+    key, model = _official_move()
+    cache = (key, _key(image))
+    if cache not in _MOVE_MASKS:
+        _remember(_MOVE_MASKS, cache, segment_image(model, image) > 0.5)
+    return _MOVE_MASKS[cache]
+
+
 def _brush_mask(editor: Any, shape: tuple[int, int]) -> np.ndarray | None:
     """The strokes of the ImageEditor's layers as a bool (H, W) mask; None when nothing is drawn."""
     if not isinstance(editor, dict):
@@ -250,12 +293,14 @@ def chosen_mask(image: np.ndarray, true_mask: np.ndarray | None, mask_source: st
         mask = _grabcut_mask(image)
     elif mask_source == "MOVE":
         mask = _move_mask(image)
+    elif mask_source == OFFICIAL_MOVE:
+        mask = _official_move_mask(image)
     elif mask_source == "Brush":
         mask = _brush_mask(brush, image.shape[:2])
         if mask is None:
             raise gr.Error("Paint over the object in the brush editor first (then the mask follows your strokes).")
     else:
-        raise gr.Error(f"Unknown mask source {mask_source!r}; choose one of {', '.join(MASK_SOURCES)}.")
+        raise gr.Error(f"Unknown mask source {mask_source!r}; choose one of {', '.join(mask_choices())}.")
     return perturb_mask(mask, mode=perturb, k=int(k))
 
 
@@ -517,10 +562,11 @@ def build() -> None:
             index = gr.Number(value=d["index"], precision=0, minimum=0, label="Scene index")
             photo = gr.Dropdown(list(SAMPLE_PHOTOS), value=d["photo"], label="Sample photo", visible=False)
             upload = gr.File(label="Upload an image", type="filepath", visible=False)
-            mask_source = gr.Radio(list(MASK_SOURCES), value=d["mask_source"], label="Mask",
+            mask_source = gr.Radio(mask_choices(), value=d["mask_source"], label="Mask",
                                    info="MOVE: the mask predicted by the MOVE checkpoint"
                                    + (" (which does not segment: see its scores)" if move_segments() is False
-                                      else "") + ". Photos and uploads use GrabCut for “Ground truth”.",
+                                      else "") + ". " + official_move_note()
+                                   + " Photos and uploads use GrabCut for “Ground truth”.",
                                    elem_id="shift-mask-source")
             with gr.Accordion("Brush (for the Brush mask)", open=False) as brush_box:
                 brush = gr.ImageEditor(
