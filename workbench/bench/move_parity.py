@@ -121,7 +121,7 @@ def fixture_move(fixtures: Path, **overrides):
 
     paper = PRESETS["paper"]
     parity = {k: getattr(paper, k) for k in ("shift_fill", "inpainter", "share_encoder", "shift_autoencoding",
-                                            "mask_loss_on")}
+                                            "mask_loss_on", "mae_pos_resample", "mask_loss_pool")}
     config = replace(PRESETS["smoke"], size=224, **{**parity, **overrides})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -185,7 +185,7 @@ def _official_total(terms: dict[str, torch.Tensor], *, alphas: dict[str, float])
 
 def mask_loss_checks(fixtures: Path) -> list[dict]:
     """The official mask-loss terms and totals (``mask_losses.json``) from the workbench's ``mask_loss_terms``."""
-    from workbench.methods.move import bin_ramp, mask_loss_terms
+    from workbench.methods.move import PRESETS, bin_ramp, mask_loss_terms
     from workbench.ops import translate
 
     fixtures = Path(fixtures)
@@ -201,8 +201,8 @@ def mask_loss_checks(fixtures: Path) -> list[dict]:
             entries = [e for e in info["results"] if e["config"] == config_name and e["mask_loss_on"] == on]
             diffs, scales = [], []
             for dtype in (torch.float32, torch.float64):
-                terms = mask_loss_terms(mask.to(dtype), patch=16, pooled=True, min_area=cfg["min_mask_area"],
-                                        max_area=cfg["max_mask_area"])
+                terms = mask_loss_terms(mask.to(dtype), patch=PRESETS["paper"].mask_loss_pool, pooled=True,
+                                        min_area=cfg["min_mask_area"], max_area=cfg["max_mask_area"])
                 values = []
                 for e in entries:
                     alphas = {"bin": bin_ramp(e["segmenter_step"], weight=cfg["bin_mask_alpha"],
@@ -222,7 +222,35 @@ def mask_loss_checks(fixtures: Path) -> list[dict]:
             scales.append(rounding_scale(ours32, ours64))
             rows.append(_row(f"mask losses {config_name}, on {on}: total and 9 terms, {len(entries)} steps",
                              max(diffs), FACTOR * max(scales)))
+    rows.append(mask_loss_pool_check(info, versions))
     return rows
+
+
+def mask_loss_pool_check(info: dict, versions: dict[str, torch.Tensor]) -> dict:
+    """``MOVE.mask_losses`` of a MOVE whose MAE has 8-px patches, with the paper's ``mask_loss_pool`` (16): the
+    official sums of L_bin and L_min over the three versions (default config, m and m_δ), which pool by 16 whatever
+    the MAE."""
+    from dataclasses import replace
+
+    from workbench.methods.move import MOVE, PRESETS
+
+    config = replace(PRESETS["smoke"], mask_loss_pool=PRESETS["paper"].mask_loss_pool)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        move = MOVE(config)  # the smoke preset's tiny MAE, 8-px patches
+    diffs, scales = [], []
+    for on, mask in versions.items():
+        raw = next(e["raw"] for e in info["results"] if e["config"] == "default" and e["mask_loss_on"] == on)
+        key = "mask" if on == "org" else "mask_shifted"
+        expected = torch.tensor([sum(raw[f"{n}_{k}"] for k in (key, "mask_avg16", "mask_max16"))
+                                 for n in ("bin", "minarea")], dtype=torch.float64)
+        ours32, ours64 = (torch.stack([move.mask_losses(mask.to(dtype))[n] for n in ("bin", "min")])
+                          for dtype in (torch.float32, torch.float64))
+        diffs.append(_maxabs(ours32, expected))
+        scales.append(rounding_scale(ours32, ours64))
+    return _row(f"mask losses pooled by mask_loss_pool={config.mask_loss_pool} with an "
+                f"{move.mae.patch_size}-px-patch MAE (L_bin, L_min sums on m and m_δ)", max(diffs),
+                FACTOR * max(scales))
 
 
 # the segmenter head (item 5)
