@@ -32,8 +32,10 @@ The ``paper`` preset computes what the official code (adambielski/move-seg) comp
 ``python -m workbench bench move-parity`` checks against its reference tensors (issue 13): the
 shifted image's uncovered strip is the ImageNet mean colour, the mask losses see m_δ, the head is
 the official ``conv_minc128``, MAE features are the final normalised latent, crops are bicubic and
-flipped, shifts are drawn as round(U(−1, 1)·Δ·S), D's optimiser is AdamW, and the length is counted
-in official epochs (:func:`iterations_for_epochs`). Each has a switch keeping the workbench's former
+flipped (image folders: cut from the original photo and resized once, antialiased, :class:`OriginalCrops`),
+shifts are drawn as round(U(−1, 1)·Δ·min(H, W)), the pooled mask losses pool by 16, the MAE's position
+table is resampled at other sizes as the official composer does, D's optimiser is AdamW, epochs end at
+``drop_last`` boundaries, and the length is counted in official epochs (:func:`iterations_for_epochs`). Each has a switch keeping the workbench's former
 choice, which ``small`` uses (docs/move.md has the table). :mod:`workbench.methods.move_official`
 loads the released official model.
 """
