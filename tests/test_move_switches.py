@@ -152,7 +152,8 @@ def test_the_trainer_cuts_epochs_as_the_config_says(drop_last):
 def test_shift_range_on_non_square_images():
     g = torch.Generator().manual_seed(0)
     for sampling in ("rounded", "uniform"):
-        min_side = random_offsets(4000, max_shift=0.125, size=(32, 64), generator=g, sampling=sampling, scale="min_side")
+        min_side = random_offsets(4000, max_shift=0.125, size=(32, 64), generator=g, sampling=sampling,
+                                  scale="min_side")
         per_axis = random_offsets(4000, max_shift=0.125, size=(32, 64), generator=g, sampling=sampling)
         assert min_side.abs().amax(0).tolist() == [4, 4]  # Δ·min(H, W) = 4 on both axes (official)
         assert per_axis.abs().amax(0).tolist() == [4, 8]  # Δ·H and Δ·W

@@ -118,8 +118,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.official_checkpoint is None and args.features_weights is not None:
         print("error: --features-weights goes with --official-checkpoint", file=sys.stderr)
         return 2
-    if args.official_checkpoint is None and args.method != "move" and (args.inference_size, args.padding) != (None, None):
-        print(f"error: --inference-size and --padding go with MOVE (predict move), not {args.method!r}", file=sys.stderr)
+    own_scale = (args.inference_size, args.padding) != (None, None)
+    if args.official_checkpoint is None and args.method != "move" and own_scale:
+        print(f"error: --inference-size and --padding go with MOVE (predict move), not {args.method!r}",
+              file=sys.stderr)
         return 2
     if args.inference_size is not None and args.inference_size < 0:
         print(f"error: --inference-size must be >= 0 (0 keeps the images' size), got {args.inference_size}",

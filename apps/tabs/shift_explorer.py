@@ -194,7 +194,9 @@ def official_move_note() -> str:
 
 
 def _official_move():
-    """The released official MOVE (cached by path and file time), loaded as the Segment tab loads it; gr.Error if not."""
+    """The released official MOVE (cached by path and file time), loaded as the Segment tab loads it.
+
+    gr.Error when the file is missing or cannot be loaded."""
     path = official_move_path()
     if not path.is_file():
         raise gr.Error(f"The official MOVE checkpoint is not at {path}: put the released checkpoint-N.pth there "

@@ -35,9 +35,9 @@ the official ``conv_minc128``, MAE features are the final normalised latent, cro
 flipped (image folders: cut from the original photo and resized once, antialiased, :class:`OriginalCrops`),
 shifts are drawn as round(U(−1, 1)·Δ·min(H, W)), the pooled mask losses pool by 16, the MAE's position
 table is resampled at other sizes as the official composer does, D's optimiser is AdamW, epochs end at
-``drop_last`` boundaries, and the length is counted in official epochs (:func:`iterations_for_epochs`). Each has a switch keeping the workbench's former
-choice, which ``small`` uses (docs/move.md has the table). :mod:`workbench.methods.move_official`
-loads the released official model.
+``drop_last`` boundaries, and the length is counted in official epochs (:func:`iterations_for_epochs`).
+Each has a switch keeping the workbench's former choice, which ``small`` uses (docs/move.md has the
+table). :mod:`workbench.methods.move_official` loads the released official model.
 """
 
 from __future__ import annotations
@@ -204,8 +204,8 @@ PRESETS: dict[str, MOVEConfig] = {
 # small keeps the recipe of the shipped assets/move-small: the workbench's head and training choices (issue 13)
 PRESETS["small"] = replace(PRESETS["small"], shift_sampling="uniform", mask_loss_on="original", head_arch="workbench",
                            head_padding="replicate", mae_features="block", crop_interpolation="bilinear", hflip=False,
-                           disc_weight_decay=0.0, image_pipeline="squash", epoch_drop_last=False, shift_scale="per_axis",
-                           mask_loss_pool=None, mae_pos_resample="when_needed")
+                           disc_weight_decay=0.0, image_pipeline="squash", epoch_drop_last=False,
+                           shift_scale="per_axis", mask_loss_pool=None, mae_pos_resample="when_needed")
 
 
 # helpers
