@@ -72,3 +72,12 @@ def test_efficientnet_head_features():
     assert features.shape == (2, 152, 4, 6) and not features.requires_grad
     assert model.predict(torch.rand(1, 3, 30, 30)).shape == (1, 1, 30, 30)
     assert not any(p.requires_grad for p in model.extractor.parameters())
+
+
+def test_efficientnet_features_upsample_sets_the_token_grid():
+    model = make(features="efficientnet", features_upsample=4)
+    assert model.extractor.patch_size == 4  # stride 16 of the 4x upsampled image
+    assert model.extractor(torch.rand(1, 3, 32, 32)).shape == (1, 152, 8, 8)
+    assert model.predict(torch.rand(1, 3, 30, 30)).shape == (1, 1, 30, 30)
+    with pytest.raises(ValueError, match="features_upsample"):
+        make(features="efficientnet", features_upsample=3)

@@ -92,6 +92,7 @@ class MOVEConfig(TrainConfig):
     crop_ratio: tuple[float, float] = (0.75, 4 / 3)  # random resized crop: range of the crop's aspect ratio
     # frozen backbones
     features: Literal["dino_vits8", "dino_vits16", "mae", "efficientnet"] = "dino_vits8"  # frozen features of the segmenter (efficientnet: ImageNet EfficientNet-Lite0, an offline stand-in for DINO, issue 19)
+    features_upsample: int = 2  # features=efficientnet: the image is upsampled 1, 2 or 4x first (token grid 16/u px)
     features_weights: str | None = None  # DINO weights file; None: the weights folder, then the HF cache; "random"
     mae_weights: str | None = "mae_visualize_vit_large_ganloss.pth"  # official MAE .pth (path or name in the weights folder)
     mae_run: str | None = None  # a `python -m workbench train mae` run folder, used instead of mae_weights
@@ -167,6 +168,8 @@ class MOVEConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.features_upsample not in (1, 2, 4):
+            raise ValueError(f"features_upsample must be 1, 2 or 4, got {self.features_upsample}")
         if not 0 <= self.max_shift < 0.5:
             raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
@@ -367,7 +370,7 @@ class MOVE(Method):
         if c.features == "efficientnet":  # issue 19: ImageNet features without a download
             from workbench.nets.features import EfficientNetFeatures
 
-            return EfficientNetFeatures()
+            return EfficientNetFeatures(upsample=c.features_upsample)
         if c.features_weights == "random":
             with torch.random.fork_rng(devices=[]):  # reproducible from the config, like the random MAE
                 torch.manual_seed(c.seed + 1)
