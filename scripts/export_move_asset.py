@@ -26,14 +26,15 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from workbench.bench.move import score  # noqa: E402
 from workbench.data import build_dataset  # noqa: E402
+from workbench.data.build import parse_spec  # noqa: E402
 from workbench.data.synthetic import render_scene  # noqa: E402
 from workbench.methods.move_assets import export_move_bundle, load_move  # noqa: E402
 from workbench.methods.move_explore import predict_mask  # noqa: E402
 
 
-def app_iou(method, *, n: int, size: int, seed: int) -> float:
+def app_iou(method, *, dataset: str, n: int, size: int, seed: int) -> float:
     """Mean IoU of MOVE's mask through the app's path on the first ``n`` test scenes rendered at ``size``."""
-    dataset = build_dataset("synthetic:benchmark", size=size, split="test", n=n, seed=seed)
+    dataset = build_dataset(dataset, size=size, split="test", n=n, seed=seed)
     ious = []
     for i in range(len(dataset)):
         item = dataset[i]
@@ -59,15 +60,18 @@ def main() -> None:
     start = time.perf_counter()
     out = export_move_bundle(move_run=args.move_run, mae_run=args.mae_run, out=args.out)
     method = load_move(out)  # the bundle as shipped: float16 MAE, EMA head
-    test = build_dataset("synthetic:benchmark", size=method.config.size, split="test", n=args.n_test, seed=args.seed)
+    kind, preset = parse_spec(method.config.dataset)  # the scenes MOVE trained on
+    if kind != "synthetic":
+        raise SystemExit(f"error: the run trained on {method.config.dataset!r}; the asset is scored on synthetic scenes")
+    test = build_dataset(method.config.dataset, size=method.config.size, split="test", n=args.n_test, seed=args.seed)
     scores = score(method, test)
-    scene_size = render_scene(0, preset="benchmark", size=128)[0].shape[0]
+    scene_size = render_scene(0, preset=preset, size=128)[0].shape[0]
     metrics = {
-        "dataset": "synthetic:benchmark", "split": "test", "images": len(test), "seed": args.seed,
+        "dataset": method.config.dataset, "split": "test", "images": len(test), "seed": args.seed,
         "size": method.config.size, "step": method.step,
         "iou": scores["iou"], "accuracy": scores["accuracy"], "max_f_beta": scores["max_f_beta"],
         "corloc": scores["corloc"],
-        "app_iou_128px_first_100": app_iou(method, n=min(100, args.n_test), size=scene_size, seed=args.seed),
+        "app_iou_128px_first_100": app_iou(method, dataset=method.config.dataset, n=min(100, args.n_test), size=scene_size, seed=args.seed),
         "bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
