@@ -2,6 +2,8 @@
 
 * :func:`finite` — every number a callback receives is finite: Gradio's raw API passes NaN and
   infinity straight through, past the sliders' limits.
+* :func:`read_upload` and :func:`scene_index` — an uploaded file must be a readable image, a scene
+  index a whole number >= 0; both answer with a ``gr.Error`` the visitor can act on.
 * :func:`readable_folder` — a checkpoint path typed in a textbox (or sent through the API) must lie
   inside one of :func:`allowed_roots`: the repository's ``runs/`` and ``assets/`` and the ``runs/``
   of the working directory, or the folders listed in ``$WORKBENCH_APP_ROOTS`` (separated by
@@ -16,8 +18,9 @@ import os
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
-__all__ = ["ROOTS_ENV", "allowed_roots", "finite", "readable_folder", "OutsideRootsError"]
+__all__ = ["ROOTS_ENV", "allowed_roots", "finite", "read_upload", "readable_folder", "scene_index", "OutsideRootsError"]
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 ROOTS_ENV = "WORKBENCH_APP_ROOTS"  # folders the app may read checkpoints from, instead of the defaults
@@ -81,3 +84,28 @@ def finite(**values: float | None) -> None:
             ok = False
         if not ok:
             raise gr.Error(f"The {name.replace('_', ' ')} must be a finite number, got {value!r}.")
+
+
+def read_upload(path: str | None, *, alternatives: str) -> np.ndarray:
+    """The uploaded image at ``path`` as float32 (H, W, 3) in [0, 1] (``read_image``'s checks and pixel limit).
+
+    No file, or one that is not a readable image, is a ``gr.Error`` that names the file and the reason;
+    ``alternatives`` completes "Upload an image first (PNG, JPEG, ...), or ..." for the empty case.
+    """
+    from workbench.data.images import ImageReadError, read_image
+
+    if not path:
+        raise gr.Error(f"Upload an image first (PNG, JPEG, ...), or {alternatives}.")
+    try:
+        return read_image(path)
+    except ImageReadError as error:
+        reason = str(error).removeprefix(f"{path}: ")
+        raise gr.Error(f"“{Path(path).name}” is not an image that can be read ({reason}).") from None
+
+
+def scene_index(index: float | None) -> int:
+    """A synthetic scene's index from a number box: finite, whole and >= 0, else a ``gr.Error``."""
+    finite(scene_index=index)
+    if index < 0 or int(index) != index:
+        raise gr.Error(f"The scene index must be a whole number >= 0, got {index!r}.")
+    return int(index)

@@ -25,8 +25,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from apps.safety import OutsideRootsError, finite, readable_folder
-from workbench.data.images import ImageReadError, read_image
+from apps.safety import OutsideRootsError, finite, read_upload, readable_folder, scene_index
 from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
 from workbench.eval.asset_scores import scores_line
@@ -113,13 +112,7 @@ def load_image(source: str, upload: str | None, photo: str, preset: str, index: 
                ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The chosen image, float32 (H, W, 3) (see :data:`MAX_SIDE`), its true mask (scenes) or None, and a name."""
     if source == "Upload":
-        if not upload:
-            raise gr.Error("Upload an image first (PNG, JPEG, ...), or pick a sample photo or a synthetic scene.")
-        try:
-            image = read_image(upload)
-        except ImageReadError as error:
-            reason = str(error).removeprefix(f"{upload}: ")
-            raise gr.Error(f"“{Path(upload).name}” is not an image that can be read ({reason}).") from None
+        image = read_upload(upload, alternatives="pick a sample photo or a synthetic scene")
         return _fit(image), None, Path(upload).stem
     if source == "Sample photo":
         if photo not in SAMPLE_PHOTOS:
@@ -128,11 +121,9 @@ def load_image(source: str, upload: str | None, photo: str, preset: str, index: 
     if source == "Synthetic scene":
         if preset not in SCENE_PRESETS:
             raise gr.Error(f"Unknown scene preset {preset!r}; choose one of {', '.join(SCENE_PRESETS)}.")
-        finite(scene_index=index)
-        if index < 0 or int(index) != index:
-            raise gr.Error(f"The scene index must be a whole number >= 0, got {index!r}.")
-        image, mask = render_scene(int(index), preset=preset, size=SCENE_SIZE)
-        return image, mask, f"{preset}-{int(index)}"
+        index = scene_index(index)
+        image, mask = render_scene(index, preset=preset, size=SCENE_SIZE)
+        return image, mask, f"{preset}-{index}"
     raise gr.Error(f"Unknown image source {source!r}; choose one of {', '.join(SOURCES)}.")
 
 

@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from apps.safety import finite
-from workbench.data.images import ImageReadError, read_image
+from apps.safety import finite, read_upload, scene_index
 from workbench.data.photos import SAMPLE_PHOTOS, load_sample_photo, resize_image
 from workbench.data.synthetic import SCENE_PRESETS, overlay, render_scene
 from workbench.eval.asset_scores import read_metrics, scores_line, segments
@@ -247,24 +246,16 @@ def _brush_mask(editor: Any, shape: tuple[int, int]) -> np.ndarray | None:
 def load_source(source: str, preset: str, index: float, photo: str, upload: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     """The chosen image, float32 (H, W, 3), and its true mask (synthetic scenes) or None."""
     if source == "Synthetic scene":
-        finite(scene_index=index)
+        index = scene_index(index)
         if preset not in SCENE_PRESETS:
             raise gr.Error(f"Unknown scene preset {preset!r}; choose one of {', '.join(SCENE_PRESETS)}.")
-        if index is None or index < 0 or int(index) != index:
-            raise gr.Error(f"The scene index must be a whole number >= 0, got {index!r}.")
-        return render_scene(int(index), preset=preset, size=SCENE_SIZE)
+        return render_scene(index, preset=preset, size=SCENE_SIZE)
     if source == "Sample photo":
         if photo not in SAMPLE_PHOTOS:
             raise gr.Error(f"Unknown sample photo {photo!r}; choose one of {', '.join(SAMPLE_PHOTOS)}.")
         return load_sample_photo(photo, size=MAX_SIDE), None
     if source == "Upload":
-        if not upload:
-            raise gr.Error("Upload an image first (PNG, JPEG, ...), or pick a synthetic scene or a sample photo.")
-        try:
-            image = read_image(upload)
-        except ImageReadError as error:
-            reason = str(error).removeprefix(f"{upload}: ")
-            raise gr.Error(f"“{Path(upload).name}” is not an image that can be read ({reason}).") from None
+        image = read_upload(upload, alternatives="pick a synthetic scene or a sample photo")
         return _resize_to_fit(image), None
     raise gr.Error(f"Unknown image source {source!r}; choose one of {', '.join(SOURCES)}.")
 
