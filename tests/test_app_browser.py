@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import cv2
@@ -21,23 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "img"
 SETTLED = "() => !document.querySelector('[data-testid=status-tracker]:not(.hide)')"  # no progress overlay left
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    from apps.workbench_app import launch
-
-    demo = launch(host="127.0.0.1", port=_free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +124,13 @@ def test_shift_explorer_photo_path_switches_to_grabcut_without_errors(app_url, b
     assert (IMAGES / "shift-explorer.png").stat().st_size > 10_000
 
 
-def test_the_console_has_no_share_hint_and_no_traceback_for_a_user_error(capfd):
+def test_the_console_has_no_share_hint_and_no_traceback_for_a_user_error(capfd, free_port):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
     from apps.workbench_app import launch
 
-    demo = launch(host="127.0.0.1", port=_free_port(), prevent_thread_lock=True)
+    demo = launch(host="127.0.0.1", port=free_port, prevent_thread_lock=True)
     try:
         with pytest.raises(AppError, match="Enter the path"):
             Client(demo.local_url, verbose=False).predict("Sample photo", None, "coffee", "benchmark", 0, "path", "",

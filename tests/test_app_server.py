@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import shutil
-import socket
 from pathlib import Path
 
 import cv2
@@ -22,27 +21,10 @@ SCREENSHOT = ROOT / "runs" / "screenshots" / "shift_explorer.png"
 # helpers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _read_rgb(path: str) -> np.ndarray:
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     assert image is not None, f"not an image: {path}"
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    from apps.workbench_app import launch
-
-    demo = launch(host="127.0.0.1", port=_free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
 
 
 # gradio_client
