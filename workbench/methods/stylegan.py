@@ -38,7 +38,7 @@ class SingleOutputGAN(PerturbGAN):
     def generator_step(self, batch: None) -> dict:
         """-E[D(G(z))]: eq. (3.5) without the mask terms."""
         fake, _ = self.fakes(self.config.batch_size)
-        loss = self.loss.generator(self.discriminator(fake))
+        loss = self.loss.generator(self.critic(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward(inputs=list(self.generator.parameters()))
         self.opt_g.step()
