@@ -62,7 +62,8 @@ def main() -> None:
     method = load_move(out)  # the bundle as shipped: float16 MAE, EMA head
     kind, preset = parse_spec(method.config.dataset)  # the scenes MOVE trained on
     if kind != "synthetic":
-        raise SystemExit(f"error: the run trained on {method.config.dataset!r}; the asset is scored on synthetic scenes")
+        raise SystemExit(f"error: the run trained on {method.config.dataset!r}; "
+                         "the asset is scored on synthetic scenes")
     test = build_dataset(method.config.dataset, size=method.config.size, split="test", n=args.n_test, seed=args.seed)
     scores = score(method, test)
     scene_size = render_scene(0, preset=preset, size=128)[0].shape[0]
@@ -71,7 +72,8 @@ def main() -> None:
         "size": method.config.size, "step": method.step,
         "iou": scores["iou"], "accuracy": scores["accuracy"], "max_f_beta": scores["max_f_beta"],
         "corloc": scores["corloc"],
-        "app_iou_128px_first_100": app_iou(method, dataset=method.config.dataset, n=min(100, args.n_test), size=scene_size, seed=args.seed),
+        "app_iou_128px_first_100": app_iou(method, dataset=method.config.dataset, n=min(100, args.n_test),
+                                           size=scene_size, seed=args.seed),
         "bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
