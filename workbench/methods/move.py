@@ -61,7 +61,7 @@ from workbench.nets.segmenter import SegmenterHead, official_head
 from workbench.ops import DiffAugment, binarization_loss, inpainting_mask, layered_composite, pool_mask, \
     random_offsets, random_resized_crop, size_loss, translate
 from workbench.ops.augment import random_crop_box, resized_crop
-from workbench.ops.rescale import pad_to_multiple, resize_shorter_side
+from workbench.ops.rescale import pad_to_multiple, segment_at_shorter_side
 from workbench.ops.mask_losses import max_size_loss
 
 # config
@@ -726,19 +726,17 @@ class MOVE(Method):
         """
         head = self.averaged("head") if head is None else head
         size = self.inference_size if size is None else size
-        h, w = x01.shape[-2:]
-        x = x01.to(self.device)
-        if size:
-            x = resize_shorter_side(x.float(), size)
-        sh, sw = x.shape[-2:]
-        x = pad_to_multiple(x, self.extractor.patch_size, padding=padding or self.inference_padding)
-        with evaluating(head):
+        padding = padding or self.inference_padding
+
+        def at_own_size(x: torch.Tensor) -> torch.Tensor:  # (B, 3, h, w) -> (B, 1, h, w), padded to the patch
+            h, w = x.shape[-2:]
+            padded = pad_to_multiple(x, self.extractor.patch_size, padding=padding)
             with self.autocast():
-                features = self.extractor(x).float()
-            mask = self.segment(features, head=head)[..., :sh, :sw]
-        if (sh, sw) != (h, w):
-            mask = F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        return mask
+                features = self.extractor(padded).float()
+            return self.segment(features, head=head)[..., :h, :w]
+
+        with evaluating(head):
+            return segment_at_shorter_side(at_own_size, x01.to(self.device), size=size)
 
     @torch.no_grad()
     def sample(self) -> torch.Tensor:

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from workbench.nets.mae import IMAGENET_MEAN, IMAGENET_STD
@@ -50,7 +49,7 @@ from workbench.nets.segmenter import SegmenterHead
 from workbench.nets.vit import rescale_pos_embed
 from workbench.nets.weights import CheckpointError, StateDictMismatchError, _weights_only_failure, \
     load_state_dict_strict
-from workbench.ops.rescale import pad_to_multiple, resize_shorter_side
+from workbench.ops.rescale import pad_to_multiple, segment_at_shorter_side
 
 __all__ = ["OFFICIAL_DINO", "OFFICIAL_HEAD", "OFFICIAL_MAE", "OFFICIAL_NORM", "OfficialMOVE", "dino_position_table",
            "head_from_official", "head_key_map", "load_official_move", "official_dino_features",
@@ -248,14 +247,7 @@ class OfficialMOVE(nn.Module):
         (bilinear with antialiasing).
         """
         size = self.size if size is None else size
-        h, w = x01.shape[-2:]
-        x = x01.to(self.device).float()
-        if size:
-            x = resize_shorter_side(x, size)  # torchvision's Resize(size) rule
-        mask = self.segment(x)
-        if mask.shape[-2:] != (h, w):
-            mask = F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        return mask
+        return segment_at_shorter_side(self.segment, x01.to(self.device).float(), size=size)
 
 
 def _dino_from_state(name: str, state: dict[str, torch.Tensor], *, source: str):

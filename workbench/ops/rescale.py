@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["segment_at_scale", "resize_shorter_side", "pad_to_multiple", "PADDINGS"]
+__all__ = ["segment_at_scale", "segment_at_shorter_side", "resize_shorter_side", "pad_to_multiple", "PADDINGS"]
 
 PADDINGS = {"edge": "replicate", "reflect": "reflect"}  # name of a padding -> F.pad mode
 
@@ -71,3 +71,14 @@ def pad_to_multiple(images: Tensor, multiple: int, *, padding: str = "edge") -> 
     if padding == "reflect" and (pad_h >= h or pad_w >= w):
         raise ValueError(f"reflect padding of a {h}x{w} image by ({pad_h}, {pad_w}) px needs a larger image")
     return F.pad(images, (0, pad_w, 0, pad_h), mode=PADDINGS[padding])
+
+
+def segment_at_shorter_side(segment: Callable[[Tensor], Tensor], images: Tensor, *, size: int | None) -> Tensor:
+    """Masks (B, 1, H, W) of ``images`` (B, 3, H, W) in [0, 1], segmented with the shorter side resized to ``size``
+    (:func:`resize_shorter_side`; ``None`` or 0: at their own size), the masks resized back (bilinear, antialiased),
+    as the official MOVE's ``infer.py``. ``segment`` maps (B, 3, h, w) to (B, 1, h, w) at any size."""
+    h, w = images.shape[-2:]
+    mask = segment(resize_shorter_side(images.float(), size) if size else images)  # (B, 1, h', w')
+    if mask.shape[-2:] != (h, w):
+        mask = F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return mask  # (B, 1, H, W)
