@@ -107,6 +107,15 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
         distractor_area=(0.3, 0.9),
         movable_distractors=True,
     ),
+    "anywhere": SceneConfig(  # one plain object anywhere on a structured background: chapter 3/4's layered GANs
+        area=(0.08, 0.30),
+        object_fills=("flat", "gradient", "noise"),
+        background_fills=("gradient", "stripes", "noise", "texture"),
+        object_amplitude=(0.0, 0.2),
+        background_amplitude=(0.2, 0.5),
+        contrast=(0.3, 0.7),
+        noise=0.005,
+    ),
     "hard": SceneConfig(
         object_fills=("stripes", "noise", "texture", "texture"),
         background_fills=("stripes", "noise", "texture", "texture"),
