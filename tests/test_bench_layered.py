@@ -19,7 +19,8 @@ from workbench.train import load_method
 
 KEYS = ("setting", "joint_iou", "post_iou", "post_acc", "post_maxfb", "fid_kind", "fid", "best_baseline",
         "best_baseline_iou", "g_params", "minutes", "grabcut_iou", "mask_area", "true_area", "bg_object_area", "bg_floor",
-        "mask_diversity", "true_mask_diversity", "centroid_corr")
+        "mask_diversity", "true_mask_diversity", "centroid_corr", "fake_auc", "ghost_auc_duplicate",
+        "ghost_auc_wrong_mask", "ghost_auc_moved")
 
 # helpers
 

@@ -13,7 +13,8 @@ from workbench.cli import main
 from workbench.train import load_method
 
 KEYS = ("gen_mask_iou", "full_mask_ref_iou", "encoder_iou", "grabcut_iou", "fid_kind", "fid", "minutes", "detected",
-        "bg_object_area", "bg_floor", "mask_diversity", "true_mask_diversity", "centroid_corr", "mask_area", "true_area")
+        "bg_object_area", "bg_floor", "mask_diversity", "true_mask_diversity", "centroid_corr", "mask_area", "true_area",
+        "fake_auc", "ghost_auc_duplicate", "ghost_auc_wrong_mask", "ghost_auc_moved")
 SEPARATION = ("bg_object_area", "bg_floor", "mask_diversity", "true_mask_diversity", "mask_area", "true_area")
 
 

@@ -217,3 +217,17 @@ def test_movable_preset_is_a_fair_test_of_movability():
         cut.append((pred & mask).sum() / max((pred | mask).sum(), 1))
     assert np.mean(full) < 0.3
     assert 0.5 < np.mean(cut) < 0.7
+
+
+def test_anywhere_is_one_contrasting_object_off_centre():
+    """`anywhere` (issue 16): exactly one object, no distractors, strong contrast, and not centred."""
+    plans = [draw_plan(i, preset="anywhere", split="test") for i in range(40)]
+    assert all(len(p.objects) == 1 and not p.distractors for p in plans)
+    masks = [render_scene(i, preset="anywhere", size=64, split="test")[1] for i in range(40)]
+    centres = np.array([np.argwhere(m).mean(0) / 64 for m in masks])  # (40, 2) in [0, 1]
+    assert np.abs(centres - 0.5).max(axis=1).mean() > 0.12  # a centred blob does not fit them
+    contrast = np.mean([_contrast(*render_scene(i, preset="anywhere", size=64, split="test")) for i in range(20)])
+    assert contrast > 0.25
+    components = [cv2.connectedComponents(render_scene(i, preset="anywhere", size=64)[1].astype(np.uint8))[0] - 1
+                  for i in range(20)]
+    assert max(components) == 1

@@ -73,3 +73,55 @@ def test_true_scene_reference_on_movable_scenes():
     assert 0.05 <= ref["true_area"] <= 0.3
     assert 0.0 <= ref["true_mask_diversity"] < 0.5  # objects anywhere: true masks overlap little
     assert 0.0 <= ref["bg_floor"] <= 1.0
+
+
+def test_ranking_auc():
+    from workbench.eval.separation import ranking_auc
+
+    assert ranking_auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert ranking_auc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 0.0
+    assert ranking_auc(np.ones(4), np.ones(3)) == 0.5  # ties: a blind critic
+
+
+def test_ghost_composites_leave_or_remove_the_object():
+    from workbench.eval.separation import ghost_composites
+
+    out = ghost_composites(preset="anywhere", resolution=32, max_shift=0.125, n=6)
+    assert set(out) == {"real", "moved", "duplicate", "wrong_mask"}
+    from workbench.data.synthetic import render_layers
+
+    for i in range(6):
+        layers = render_layers(i, preset="anywhere", size=32, split="test")
+        m = torch.from_numpy(layers.mask)
+        shifted = out["moved"][i].permute(1, 2, 0).numpy()
+        # where the object was and the moved one does not land, `moved` shows the empty background,
+        # `duplicate` still the object (the ghost)
+        left = m.numpy() & (np.abs(shifted - layers.background).max(-1) < 1e-6)
+        assert left.sum() > 0
+        np.testing.assert_allclose(shifted[left], layers.background[left], atol=1e-6)
+        dup = out["duplicate"][i].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(dup[left], layers.image[left], atol=1e-6)
+        assert not np.allclose(out["wrong_mask"][i], out["real"][i])
+
+
+def test_ghost_test_of_an_untrained_perturbgan():
+    from workbench.eval.separation import ghost_test
+    from workbench.methods.perturbgan import PRESETS, PerturbGAN
+
+    torch.manual_seed(0)
+    gan = PerturbGAN(PRESETS["smoke"])
+    out = ghost_test(gan, preset="anywhere", n=8)
+    assert set(out) == {"ghost_auc_moved", "ghost_auc_duplicate", "ghost_auc_wrong_mask", "fake_auc"}
+    assert all(0.0 <= v <= 1.0 for v in out.values())
+    assert gan.module("discriminator").training  # the mode is put back
+
+
+def test_ghost_test_reads_the_layered_gan_global_logit():
+    from workbench.eval.separation import ghost_test
+    from workbench.methods.layered import PRESETS, LayeredGAN
+
+    torch.manual_seed(0)
+    gan = LayeredGAN(PRESETS["smoke"])
+    assert gan.critic(torch.zeros(3, 3, 16, 16)).shape[0] == 3
+    out = ghost_test(gan, preset="anywhere", n=6)
+    assert all(0.0 <= v <= 1.0 for v in out.values())

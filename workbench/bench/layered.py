@@ -66,7 +66,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.eval.baselines import BASELINES, run_baselines
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites
-    from workbench.eval.separation import generated_separation, true_scene_reference
+    from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference
     from workbench.eval.oracle import load_or_train_oracle
     from workbench.eval.segmenter import evaluate_segmenter
     from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
@@ -111,6 +111,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     n_generated = N_QUALITY[args.preset]
     reference = true_scene_reference(oracle, preset=scene_preset(c.dataset), resolution=c.resolution, seed=args.seed)
     separation = timed("separation", lambda: generated_separation(gan, oracle, n=n_generated, seed=args.seed))
+    separation.update(ghost_test(gan, preset=scene_preset(c.dataset), seed=args.seed))  # does D see the ghost?
     noshift = None
     if args.gan is None and not args.no_ablation:  # the same setting without the shift (max_shift 0)
         seed_everything(config.seed)

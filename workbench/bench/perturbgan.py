@@ -71,10 +71,18 @@ def separation_rows(separation: dict, reference: dict, noshift: dict | None) -> 
             ("sep", "centroid correlation with the oracle's object", separation["centroid_corr"]),
             ("sep", "mask area", separation["mask_area"]),
             ("sep", "  true object area", reference["true_area"])]
+    rows += [("ghost", GHOST_LABELS[key], separation[key]) for key in GHOST_KEYS if key in separation]
     if noshift is not None:
         rows += [("no-shift", key, noshift[key]) for key in ("gen_mask_iou", "detected", "bg_object_area",
                                                              "mask_diversity", "centroid_corr", "mask_area")]
     return rows
+
+
+GHOST_KEYS = ("fake_auc", "ghost_auc_duplicate", "ghost_auc_wrong_mask", "ghost_auc_moved")
+GHOST_LABELS = {"fake_auc": "D's AUC, real vs the generator's composites",
+                "ghost_auc_duplicate": "D's AUC, real vs object copied and moved, original left (ghost)",
+                "ghost_auc_wrong_mask": "D's AUC, real vs background moved by a wrong mask (seam)",
+                "ghost_auc_moved": "D's AUC, real vs object moved on its empty background (0.5 ideal)"}
 
 
 def separation_metrics(separation: dict, reference: dict, noshift: dict | None) -> dict[str, float]:
@@ -83,6 +91,7 @@ def separation_metrics(separation: dict, reference: dict, noshift: dict | None) 
     out = {key: separation[key] for key in keys}
     out.update(bg_floor=reference["bg_floor"], true_mask_diversity=reference["true_mask_diversity"],
                true_area=reference["true_area"])
+    out.update({key: separation[key] for key in GHOST_KEYS if key in separation})
     if noshift is not None:
         out.update({f"noshift_{key}": noshift[key] for key in ("gen_mask_iou", *keys)})
     return out
@@ -149,7 +158,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
     from workbench.eval.oracle import evaluate_oracle, load_or_train_oracle
-    from workbench.eval.separation import generated_separation, true_scene_reference
+    from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference
     from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
     from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
     from workbench.methods.perturbgan_encoder import PerturbEncoder
@@ -191,6 +200,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     reference = true_scene_reference(oracle, preset=scene_preset(c.dataset), resolution=c.resolution, seed=args.seed)
     separation = timed("separation", lambda: generated_separation(gan, oracle, n=N_GENERATED[args.preset],
                                                                   seed=args.seed))
+    separation.update(ghost_test(gan, preset=scene_preset(c.dataset), seed=args.seed))  # does D see the ghost?
     noshift = None
     if args.gan is None and args.ablation == "default" and not args.no_ablation:  # the shift's own contribution
         seed_everything(config.seed)

@@ -19,6 +19,15 @@ generator that paints the object too hides it under the foreground until a shift
   at least ``min_area``); ``gen_mask_iou`` is the mean IoU on those, as in table 3.1.
 
 Masks are the unshifted generated masks m (eq. 3.1), binarised at 0.5.
+
+:func:`ghost_test` asks the other half of the question: does the trained *discriminator* see what a
+shift reveals? It scores real test scenes against composites built from their true layers
+(:func:`workbench.data.synthetic.render_layers`): the object moved over its true empty background
+(``moved``: real by the movability principle), the object copied and moved with the original left
+in place (``duplicate``: figure 3.2's object in B), and another scene's mask used to cut and move
+background (``wrong_mask``: a seam), each by the largest shift δ·R. ``ghost_auc_*`` is the
+probability that D scores the real scene above the altered one (0.5: D is blind to it; 1: it
+always sees it), beside ``fake_auc``, the same for the generator's own unshifted composites.
 """
 
 from __future__ import annotations
@@ -28,10 +37,11 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.eval.perturbgan import DETECTION_MIN_AREA
+from workbench.methods.base import evaluating
 from workbench.ops.mask_losses import mask_iou
 
 __all__ = ["mask_diversity", "mask_centroids", "axis_correlation", "generated_separation",
-           "true_scene_reference"]
+           "true_scene_reference", "ranking_auc", "ghost_composites", "ghost_test"]
 
 MIN_DETECTED = 0.9  # the share of composites that must hold a detected object for the figures to count
 
@@ -143,3 +153,66 @@ def true_scene_reference(oracle, *, preset: str, resolution: int, seed: int = 0,
     floor = (oracle.predict(backgrounds.to(oracle.device)) >= 0.5).flatten(1).float().mean(1)  # (n_bg,)
     return {"true_mask_diversity": mask_diversity(truth), "true_area": float(truth.flatten(1).float().mean(1).mean()),
             "bg_floor": float(floor.mean())}
+
+
+def ranking_auc(real: np.ndarray, other: np.ndarray) -> float:
+    """P(score of a real > score of an other), ties counting one half (the Mann-Whitney AUC)."""
+    real, other = np.asarray(real, float)[:, None], np.asarray(other, float)[None, :]  # (N, 1), (1, M)
+    return float((real > other).mean() + 0.5 * (real == other).mean())
+
+
+def ghost_composites(*, preset: str, resolution: int, max_shift: float, seed: int = 0, n: int = 200
+                     ) -> dict[str, torch.Tensor]:
+    """Real test scenes and three composites of their true layers (see the module docstring), in [0, 1].
+
+    Every image is shifted by ``round(max_shift·R)`` px on both axes, in a random direction per
+    scene (seeded by ``seed``). Returns ``real``, ``moved``, ``duplicate`` and ``wrong_mask``, each
+    (n, 3, R, R).
+    """
+    from workbench.data.synthetic import render_layers
+    from workbench.ops.composite import layered_composite
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).float().permute(2, 0, 1) if a.ndim == 3 else \
+            torch.from_numpy(a).float()[None]
+
+    scenes = [render_layers(i, preset=preset, size=resolution, seed=seed, split="test") for i in range(n + 1)]
+    image = torch.stack([tensor(s.image) for s in scenes])  # (n + 1, 3, R, R)
+    background = torch.stack([tensor(s.background) for s in scenes])
+    foreground = torch.stack([tensor(s.foreground) for s in scenes])
+    mask = torch.stack([tensor(s.mask) for s in scenes])  # (n + 1, 1, R, R)
+    step = max(1, round(max_shift * resolution))
+    signs = torch.randint(0, 2, (n, 2), generator=torch.Generator().manual_seed(seed)) * 2 - 1  # (n, 2) of ±1
+    offset = signs * step  # (n, 2) (dy, dx)
+    x, b, f, m = image[:n], background[:n], foreground[:n], mask[:n]
+    return {
+        "real": x,
+        "moved": layered_composite(background=b, foreground=f, mask=m, offset=offset),
+        "duplicate": layered_composite(background=x, foreground=x, mask=m, offset=offset),
+        "wrong_mask": layered_composite(background=x, foreground=x, mask=mask[1:], offset=offset),
+    }
+
+
+@torch.no_grad()
+def ghost_test(gan, *, preset: str, n: int = 200, seed: int = 0, batch_size: int = 100) -> dict[str, float]:
+    """Does the trained D of ``gan`` (``PerturbGAN`` or ``LayeredGAN``) see the ghosts a shift reveals?
+
+    ``ghost_auc_moved``, ``ghost_auc_duplicate``, ``ghost_auc_wrong_mask``: the AUC of D's logits of
+    ``n`` real test scenes against the composites of :func:`ghost_composites` at the GAN's
+    resolution and δ (``max_shift``; 0.125 when the GAN was trained without a shift);
+    ``fake_auc``: against ``n`` unshifted composites of the EMA generator.
+    """
+    c = gan.config
+    images = ghost_composites(preset=preset, resolution=c.resolution, max_shift=c.max_shift or 0.125,
+                              seed=seed, n=n)
+    images["fake"] = gan.generate(n, seed=seed)["composite"].cpu()  # (n, 3, R, R) in [0, 1]
+
+    def scores(x: torch.Tensor) -> np.ndarray:
+        with evaluating(gan.module("discriminator")):
+            return torch.cat([gan.critic(chunk.to(gan.device) * 2 - 1).flatten().cpu()
+                              for chunk in x.split(batch_size)]).numpy()  # (n,)
+
+    real = scores(images.pop("real"))
+    out = {f"ghost_auc_{name}": ranking_auc(real, scores(x)) for name, x in images.items() if name != "fake"}
+    out["fake_auc"] = ranking_auc(real, scores(images["fake"]))
+    return out

@@ -235,6 +235,10 @@ class LayeredGAN(PerturbGAN):
             background, foreground = contrast_jitter(background), contrast_jitter(foreground)
         return layered_composite(background=background, foreground=foreground, mask=layers.mask, offset=offset)
 
+    def critic(self, images: torch.Tensor) -> torch.Tensor:
+        """D's global logits (B,) for images (B, 3, R, R) in [-1, 1]; the decoder and mask outputs are not read."""
+        return self.discriminator(images).logits
+
     def fakes(self, n: int) -> tuple[torch.Tensor, Layers, torch.Tensor]:
         """Shifted composites x̂ (n, 3, R, R), their layers, and the shifted masks m_Δ (n, 1, R, R) that
         S must predict on x̂ (eq. 4.7); fresh codes, global RNG."""
