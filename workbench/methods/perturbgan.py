@@ -29,6 +29,12 @@ MOVE's ``disc_arch=workbench``) on the frozen ImageNet EfficientNet-Lite0 pyrami
 ``disc_input_size`` first. With it ``d_loss="auto"`` is Projected GAN's hinge loss
 (eq. 5.5/5.6 form) instead of eq. (3.6): a deviation, named here. No DiffAugment.
 
+Background (``background``): ``generated`` is the thesis' G_B(z). ``true`` is a diagnostic rung of
+issue 16, not a method: B is a random true empty background of the training scenes (synthetic data
+only; :func:`workbench.data.synthetic.render_layers`), cropped as the reals are, so that the
+object-in-the-background solution is ruled out and only G_F and G_m learn: does the shift then make
+the mask follow the object?
+
 Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
 layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99), 6M real images: 1.2M for each of the
 thesis' five scales), without progressive growing (see ``workbench.nets.stylegan``). ``small`` is 32 px on synthetic scenes for a CPU; ``smoke`` seconds.
@@ -54,6 +60,7 @@ from workbench.ops.shift import random_offsets
 __all__ = ["PerturbGAN", "PerturbGANConfig", "PRESETS", "ABLATIONS", "apply_ablation", "CROP_SCALE"]
 
 CROP_SCALE = 1.125  # real images: resize to 1.125·R, random crop of R (section 3.3)
+TRUE_BACKGROUNDS = 2000  # background="true": how many true empty backgrounds the oracle rung draws from
 
 # config
 
@@ -77,6 +84,7 @@ class PerturbGANConfig(TrainConfig):
     random_crop: bool = True  # resize reals to 1.125·R and crop R at random (False: ablation (e), plain resize)
     single_generator: bool = False  # ablation (h): one generator with 7 outputs
     mixing: float = 0.9  # style-mixing probability
+    background: Literal["generated", "true"] = "generated"  # "true": issue-16 oracle rung, B = true empty backgrounds of the scenes, not G_B(z)
     discriminator: Literal["style", "projected"] = "style"  # style: the thesis' StyleGAN D on pixels; projected: Projected-GAN D on frozen ImageNet EfficientNet-Lite0 features (issue 16 diagnostic)
     disc_input_size: int = 64  # projected: side in pixels the images are bilinearly resized to before the EfficientNet pyramid
     disc_width: int = 64  # projected: channels of the first conv of each mini discriminator (Projected GAN: 64)
@@ -102,6 +110,10 @@ class PerturbGANConfig(TrainConfig):
             raise ValueError("min_mask and mixing must be in [0, 1]")
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
+        if self.background not in ("generated", "true"):
+            raise ValueError(f"background must be generated or true, got {self.background!r}")
+        if self.background == "true" and not self.dataset.startswith("synthetic"):
+            raise ValueError(f"background='true' needs synthetic scenes (true backgrounds), not {self.dataset!r}")
         if self.disc_input_size < 32 or self.disc_width < 1:
             raise ValueError(f"disc_input_size must be >= 32 and disc_width >= 1, got {self.disc_input_size}, "
                              f"{self.disc_width}")
@@ -162,6 +174,7 @@ class PerturbGAN(Method):
         if self.disc_features is not None:
             self.disc_features = self.disc_features.to(self.device)
         self.discriminator = self.build_discriminator().to(self.device)
+        self.true_backgrounds = self.build_true_backgrounds()
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=c.betas)
         self.loss = self.build_loss()
@@ -180,6 +193,32 @@ class PerturbGAN(Method):
         if c.discriminator != "projected":
             return None
         return EfficientNetPyramid(None, resize=c.disc_input_size)
+
+    def build_true_backgrounds(self) -> torch.Tensor | None:
+        """For ``background="true"`` (the oracle rung of issue 16): the empty backgrounds of the first
+        ``TRUE_BACKGROUNDS`` training scenes, (K, 3, S, S) in [-1, 1] at the real images' size S; else None."""
+        c = self.config
+        if c.background != "true":
+            return None
+        from workbench.data.synthetic import render_layers
+
+        preset = c.dataset.partition(":")[2] or "benchmark"
+        size = round(CROP_SCALE * c.resolution) if c.random_crop else c.resolution
+        bank = [torch.from_numpy(render_layers(i, preset=preset, size=size, seed=c.seed).background).permute(2, 0, 1)
+                for i in range(TRUE_BACKGROUNDS)]
+        return (torch.stack(bank) * 2 - 1).to(self.device)  # (K, 3, S, S)
+
+    def with_true_background(self, layers: Layers, generator: torch.Generator | None = None) -> Layers:
+        """``layers`` with B replaced by random true backgrounds (cropped as the reals are) when the
+        config asks for them; unchanged otherwise."""
+        if self.true_backgrounds is None:
+            return layers
+        n, bank = layers.mask.shape[0], self.true_backgrounds
+        index = torch.randint(0, bank.shape[0], (n,), generator=generator).to(bank.device)  # (n,)
+        scale = CROP_SCALE if self.config.random_crop else 1.0
+        background = resize_random_crop(bank[index], size=self.config.resolution, scale=scale, center_crop=False,
+                                        generator=generator)  # (n, 3, R, R)
+        return layers._replace(background=background)
 
     def build_discriminator(self) -> torch.nn.Module:
         """The StyleGAN discriminator on pixels, or the projected one on the pyramid's four maps."""
@@ -231,7 +270,7 @@ class PerturbGAN(Method):
         """Shifted composites x̂ (n, 3, R, R) of fresh codes, and their layers (global RNG)."""
         c = self.config
         z = torch.randn(n, c.z_dim, device=self.device)  # (n, z_dim)
-        layers = self.generator(z, mixing=c.mixing)
+        layers = self.with_true_background(self.generator(z, mixing=c.mixing))
         offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)  # (n, 2)
         return self.composite(layers, offset, jitter=c.bg_jitter), layers
 
@@ -283,6 +322,7 @@ class PerturbGAN(Method):
         z = torch.randn(n, c.z_dim, generator=g).to(self.device)  # (n, z_dim)
         with evaluating(self.averaged("generator") if ema else self.module("generator")) as generator:
             layers = generator(z, truncation=truncation, noise=noise)
+        layers = self.with_true_background(layers, g)
         if jitter is not None:
             layers = layers._replace(background=scale_contrast(layers.background, jitter))
         composite = self.composite(layers, offset)
