@@ -398,3 +398,16 @@ def test_r1_reading_switch_halves_the_penalty():
     torch.testing.assert_close(values["stylegan2"], 0.5 * values["thesis"])
     with pytest.raises(ValueError):
         replace_config(LAYERED_PRESETS["smoke"], r1_reading="other")
+
+
+def test_layered_true_background_rung():
+    """background="true" (issue 16's oracle rung) in chapter 4: B is one of the scenes' true empty backgrounds."""
+    from dataclasses import replace
+
+    from workbench.methods.layered import PRESETS, LayeredGAN
+
+    gan = LayeredGAN(replace(PRESETS["smoke"], dataset="synthetic:anywhere", background="true", random_crop=False))
+    fake, layers, target = gan.fakes(2)
+    bank = gan.true_backgrounds  # (K, 3, 16, 16)
+    assert all(((bank - x[None]).abs().flatten(1).max(1).values < 1e-5).any() for x in layers.background)
+    assert fake.shape == (2, 3, 16, 16) and target.shape == (2, 1, 16, 16)

@@ -400,3 +400,26 @@ def test_configs_saved_before_the_switch_load_with_the_thesis_discriminator():
     assert type(PerturbGAN(config).discriminator).__name__ == "StyleDiscriminator"
     with pytest.raises(ValueError, match="disc_input_size"):
         replace(SMOKE, disc_input_size=16)
+
+
+def test_true_background_rung_draws_the_scenes_empty_backgrounds():
+    """background="true" (issue 16's oracle rung): B comes from the true empty backgrounds, not G_B(z)."""
+    from dataclasses import replace
+
+    from workbench.data.synthetic import render_layers
+    from workbench.methods.perturbgan import PRESETS, PerturbGAN
+
+    config = replace(PRESETS["smoke"], dataset="synthetic:anywhere", background="true", random_crop=False)
+    gan = PerturbGAN(config)
+    bank = gan.true_backgrounds  # (K, 3, 16, 16) in [-1, 1]
+    first = torch.from_numpy(render_layers(0, preset="anywhere", size=16).background).permute(2, 0, 1) * 2 - 1
+    torch.testing.assert_close(bank[0], first)
+    out = gan.generate(3, seed=1)
+    b = out["background"] * 2 - 1  # (3, 3, 16, 16)
+    assert all(((bank - x).abs().flatten(1).max(1).values < 1e-5).any() for x in b)  # each is one of the bank
+    fake, layers = gan.fakes(2)
+    assert fake.shape == (2, 3, 16, 16) and ((bank - layers.background[0]).abs().flatten(1).max(1).values < 1e-5).any()
+    stats = gan.generator_step(None)
+    assert torch.isfinite(stats["loss"])
+    with pytest.raises(ValueError, match="synthetic"):
+        replace(PRESETS["smoke"], dataset="folder:/nowhere", background="true")

@@ -114,6 +114,7 @@ class LayeredConfig(TrainConfig):
     binary_weight: float = 2.0  # γ₂
     jitter: bool = True  # contrast jitter in (0.7, 1.3) of background and foreground (section 4.2)
     random_crop: bool = True  # resize reals to 1.125·R and crop R at random
+    background: str = "generated"  # "true": issue-16 oracle rung, B = true empty backgrounds of the scenes, not G(z, 0)
     mixing: float = 0.9  # style-mixing probability
     r1_weight: float = 0.1  # λ of eq. (4.6)
     r1_dec_weight: float = 0.1  # λ_dec of eq. (4.8)
@@ -150,6 +151,10 @@ class LayeredConfig(TrainConfig):
             raise ValueError("r1_every and samples must be >= 1")
         if self.network not in ("stylegan", "stylegan2"):
             raise ValueError(f"network must be stylegan or stylegan2, got {self.network!r}")
+        if self.background not in ("generated", "true"):
+            raise ValueError(f"background must be generated or true, got {self.background!r}")
+        if self.background == "true" and not self.dataset.startswith("synthetic"):
+            raise ValueError(f"background='true' needs synthetic scenes (true backgrounds), not {self.dataset!r}")
         if self.r1_reading not in R1_READINGS:
             raise ValueError(f"r1_reading must be one of {sorted(R1_READINGS)}, got {self.r1_reading!r}")
 
@@ -244,7 +249,7 @@ class LayeredGAN(PerturbGAN):
         S must predict on x̂ (eq. 4.7); fresh codes, global RNG."""
         c = self.config
         z = torch.randn(n, c.z_dim, device=self.device)  # (n, z_dim)
-        layers = self.generator(z, mixing=c.mixing)
+        layers = self.with_true_background(self.generator(z, mixing=c.mixing))
         offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)  # (n, 2)
         return self.composite(layers, offset, jitter=c.jitter), layers, translate(layers.mask, offset)
 
