@@ -423,3 +423,19 @@ def test_true_background_rung_draws_the_scenes_empty_backgrounds():
     assert torch.isfinite(stats["loss"])
     with pytest.raises(ValueError, match="synthetic"):
         replace(PRESETS["smoke"], dataset="folder:/nowhere", background="true")
+
+
+def test_real_copy_paste_negatives_move_the_masked_region_and_keep_the_original():
+    gan = PerturbGAN(replace(PRESETS["smoke"], real_copy_paste=True))
+    real = torch.rand(6, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(6, 1, 16, 16)
+    mask[:, :, 5:10, 5:10] = 1
+    torch.manual_seed(0)
+    copies = gan.copy_paste_negatives(real, mask)
+    assert copies.shape == real.shape
+    assert all(not torch.equal(c, r) for c, r in zip(copies, real))  # never a zero shift
+    corner = torch.zeros(16, 16, dtype=torch.bool)
+    corner[:3, :3] = True  # far from the square and its shifts (δ·R = 2 px)
+    assert torch.equal(copies[..., corner], real[..., corner])
+    stats = gan.discriminator_step({"image": torch.rand(4, 3, 18, 18)})
+    assert torch.isfinite(stats["loss"])

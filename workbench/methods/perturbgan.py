@@ -35,6 +35,14 @@ only; :func:`workbench.data.synthetic.render_layers`), cropped as the reals are,
 object-in-the-background solution is ruled out and only G_F and G_m learn: does the shift then make
 the mask follow the object?
 
+Copy-paste negatives (``real_copy_paste``), a workbench addition measured against the thesis'
+setting, not part of chapter 3: the discriminator also sees each real image with the region of a
+generated mask cut out, shifted by a non-zero Δ and pasted back on the image itself, the original
+left in place (chapter 5's copy-paste fake x̃_δ, section 5.2.3, on real images instead of the
+autoencoded one). They look as real as the data but for the ghost a wrong layering leaves, so D
+learns that cue without the generator's quality gap in the way. Only the masks of the generator are
+used, no label.
+
 Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
 layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99), 6M real images: 1.2M for each of the
 thesis' five scales), without progressive growing (see ``workbench.nets.stylegan``). ``small`` is 32 px on synthetic scenes for a CPU; ``smoke`` seconds.
@@ -53,7 +61,7 @@ from workbench.nets.discriminators import EfficientNetPyramid, ProjectedDiscrimi
 from workbench.nets.layered import LayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
 from workbench.ops.augment import contrast_jitter, resize_random_crop, scale_contrast
-from workbench.ops.composite import layered_composite
+from workbench.ops.composite import copy_paste, layered_composite
 from workbench.ops.mask_losses import binarization_loss, size_loss
 from workbench.ops.shift import random_offsets
 
@@ -85,6 +93,7 @@ class PerturbGANConfig(TrainConfig):
     single_generator: bool = False  # ablation (h): one generator with 7 outputs
     mixing: float = 0.9  # style-mixing probability
     background: Literal["generated", "true"] = "generated"  # "true": issue-16 oracle rung, B = true empty backgrounds of the scenes, not G_B(z)
+    real_copy_paste: bool = False  # workbench addition (issue 16): D also sees real images with a generated mask's region moved, original left (MOVE's x̃_δ)
     discriminator: Literal["style", "projected"] = "style"  # style: the thesis' StyleGAN D on pixels; projected: Projected-GAN D on frozen ImageNet EfficientNet-Lite0 features (issue 16 diagnostic)
     disc_input_size: int = 64  # projected: side in pixels the images are bilinearly resized to before the EfficientNet pyramid
     disc_width: int = 64  # projected: channels of the first conv of each mini discriminator (Projected GAN: 64)
@@ -274,6 +283,16 @@ class PerturbGAN(Method):
         offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)  # (n, 2)
         return self.composite(layers, offset, jitter=c.bg_jitter), layers
 
+    def copy_paste_negatives(self, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Real images (B, 3, R, R) with the region of the generated masks (B, 1, R, R) moved by a non-zero
+        Δ and pasted back, the original left in place (x̃_δ of section 5.2.3; ``real_copy_paste``)."""
+        c = self.config
+        offset = random_offsets(real.shape[0], max_shift=c.max_shift or 0.125, size=c.resolution,
+                                device=self.device)  # (B, 2)
+        still = (offset == 0).all(dim=1)  # (B,): a zero shift would label a real image fake
+        offset[still, 1] = max(1, round((c.max_shift or 0.125) * c.resolution))
+        return copy_paste(image=real, mask=mask, offset=offset)
+
     # phases
 
     def phases(self) -> list[Phase]:
@@ -285,7 +304,10 @@ class PerturbGAN(Method):
         """Minimise eq. (3.6) (or the hinge loss) on real images against fresh shifted composites."""
         real = self.real_images(batch)  # (B, 3, R, R)
         with torch.no_grad():
-            fake, _ = self.fakes(real.shape[0])
+            fake, layers = self.fakes(real.shape[0])
+            if self.config.real_copy_paste:  # (2B, 3, R, R): the fakes, then the copy-paste negatives
+                fake = torch.cat([fake, self.copy_paste_negatives(real, layers.mask)])
+                real = torch.cat([real, real])
         loss, stats = self.loss.discriminator(self.critic, real, fake)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
