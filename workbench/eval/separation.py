@@ -161,13 +161,13 @@ def ranking_auc(real: np.ndarray, other: np.ndarray) -> float:
     return float((real > other).mean() + 0.5 * (real == other).mean())
 
 
-def ghost_composites(*, preset: str, resolution: int, max_shift: float, seed: int = 0, n: int = 200
-                     ) -> dict[str, torch.Tensor]:
+def ghost_composites(*, preset: str, resolution: int, max_shift: float, seed: int = 0, n: int = 200,
+                     split: str = "test", start: int = 0) -> dict[str, torch.Tensor]:
     """Real test scenes and three composites of their true layers (see the module docstring), in [0, 1].
 
     Every image is shifted by ``round(max_shift·R)`` px on both axes, in a random direction per
-    scene (seeded by ``seed``). Returns ``real``, ``moved``, ``duplicate`` and ``wrong_mask``, each
-    (n, 3, R, R).
+    scene (seeded by ``seed``). Scenes ``start`` … ``start + n`` of ``split``. Returns ``real``,
+    ``moved``, ``duplicate`` and ``wrong_mask``, each (n, 3, R, R).
     """
     from workbench.data.synthetic import render_layers
     from workbench.ops.composite import layered_composite
@@ -176,13 +176,14 @@ def ghost_composites(*, preset: str, resolution: int, max_shift: float, seed: in
         return torch.from_numpy(np.ascontiguousarray(a)).float().permute(2, 0, 1) if a.ndim == 3 else \
             torch.from_numpy(a).float()[None]
 
-    scenes = [render_layers(i, preset=preset, size=resolution, seed=seed, split="test") for i in range(n + 1)]
+    scenes = [render_layers(i, preset=preset, size=resolution, seed=seed, split=split)
+              for i in range(start, start + n + 1)]
     image = torch.stack([tensor(s.image) for s in scenes])  # (n + 1, 3, R, R)
     background = torch.stack([tensor(s.background) for s in scenes])
     foreground = torch.stack([tensor(s.foreground) for s in scenes])
     mask = torch.stack([tensor(s.mask) for s in scenes])  # (n + 1, 1, R, R)
     step = max(1, round(max_shift * resolution))
-    signs = torch.randint(0, 2, (n, 2), generator=torch.Generator().manual_seed(seed)) * 2 - 1  # (n, 2) of ±1
+    signs = torch.randint(0, 2, (n, 2), generator=torch.Generator().manual_seed(seed + start)) * 2 - 1  # (n, 2) of ±1
     offset = signs * step  # (n, 2) (dy, dx)
     x, b, f, m = image[:n], background[:n], foreground[:n], mask[:n]
     return {
