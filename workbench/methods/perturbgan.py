@@ -45,7 +45,7 @@ used, no label.
 
 Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
 layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99), 6M real images: 1.2M for each of the
-thesis' five scales), without progressive growing (see ``workbench.nets.stylegan``). ``small`` is 32 px on synthetic scenes for a CPU; ``smoke`` seconds.
+thesis' five scales), without progressive growing (see ``workbench.nets.stylegan``). ``small`` is 32 px on ``synthetic:anywhere`` (one object anywhere; issue 16) for a CPU; ``smoke`` seconds.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class PerturbGANConfig(TrainConfig):
 
 PRESETS: dict[str, PerturbGANConfig] = {
     "paper": PerturbGANConfig(),
-    "small": PerturbGANConfig(dataset="synthetic:movable", resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
+    "small": PerturbGANConfig(dataset="synthetic:anywhere", resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
                               min_mask=0.15, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                               sample_every=500, checkpoint_every=1000),
     "smoke": PerturbGANConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, width=8, max_width=16,
