@@ -12,7 +12,8 @@ composites, not on held-out scenes: with the separation figures of issue 16 stor
 (``metrics["separation"]``, :mod:`workbench.eval.separation`), :func:`separation_verdict` says in
 plain words whether it separates object from background, which figure fails its target
 (:func:`workbench.eval.separation.separation_checks`), and whether its discriminator sees the
-ghosts a shift reveals.
+ghosts a shift reveals. :func:`score_separation` computes that record for the export scripts, and
+:func:`separation_table` lists it in their README text.
 
 ``metrics.json`` layouts read here::
 
@@ -37,7 +38,7 @@ from workbench.eval.separation import CENTROID_TARGET, IOU_TARGET, MIN_DETECTED,
 
 __all__ = ["METRICS_FILE", "NO_BETTER_MARGIN", "find_metrics", "read_metrics", "segmenter_scores",
            "segments", "segmenter_verdict", "separation_verdict", "ghost_verdict", "generator_verdict", "scores_line",
-           "SEPARATION_KEYS", "GHOST_CHANCE_MARGIN"]
+           "score_separation", "separation_table", "SEPARATION_KEYS", "GHOST_CHANCE_MARGIN"]
 
 METRICS_FILE = "metrics.json"
 NO_BETTER_MARGIN = 0.05  # an IoU within this of the full-image mask's counts as "does not segment"
@@ -235,6 +236,59 @@ def generator_verdict(metrics: dict[str, Any] | None, *, name: str = "This gener
         return text + " A generator is not scored on held-out scenes; an encoder trained on it would be."
     ghost = ghost_verdict(separation)
     return " ".join([text, verdict, *([ghost] if ghost else [])])
+
+
+def score_separation(gan, oracle, *, preset: str, n: int = 1000, ghost_n: int = 200, seed: int | None = None,
+                     oracle_path: str | None = None) -> dict[str, Any]:
+    """The ``separation`` record of ``metrics.json`` for a trained ``PerturbGAN`` or ``LayeredGAN``, as the
+    benches compute it: :func:`workbench.eval.separation.generated_separation` on ``n`` unshifted
+    composites against the ``oracle`` U-Net, :func:`~workbench.eval.separation.true_scene_reference`
+    of the synthetic scene ``preset`` the GAN was trained on (the ``PRESET`` of its ``synthetic:PRESET``
+    dataset, :func:`workbench.bench.perturbgan.scene_preset`) at its resolution, and
+    :func:`~workbench.eval.separation.ghost_test` on ``ghost_n`` test scenes; ``seed`` (codes and
+    scenes) defaults to the GAN's. ``oracle_path`` is recorded as given."""
+    from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference
+
+    c = gan.config
+    seed = c.seed if seed is None else seed
+    record: dict[str, Any] = {"preset": preset, "seed": seed, "oracle": oracle_path}
+    record.update(generated_separation(gan, oracle, n=n, seed=seed, progress=False))
+    record.update(true_scene_reference(oracle, preset=preset, resolution=c.resolution, seed=seed))
+    record.update(ghost_test(gan, preset=preset, n=ghost_n, seed=seed))
+    return record
+
+
+def separation_table(separation: dict[str, Any]) -> str:
+    """Markdown: the figures of a ``separation`` record, each with its reference and whether it meets the
+    target of :func:`workbench.eval.separation.separation_checks`, then the ghost test's AUCs and
+    :func:`separation_verdict` in words."""
+    checks = {check.figure: check for check in separation_checks(separation, separation)}
+    s = separation
+
+    def row(label: str, value: float, reference: str, figure: str | None = None) -> str:
+        met = "–" if figure is None else ("met" if checks[figure].ok else "**not met**")
+        target = "" if figure is None else checks[figure].target
+        return f"| {label} | {value:.3f} | {reference} | {target} | {met} |"
+
+    rows = [
+        row("generated-mask IoU against the oracle (detected composites)", s["gen_mask_iou"], "–", "gen_mask_iou"),
+        row("detected: share of composites where the oracle finds an object", s["detected"], "–", "detected"),
+        row("object in the background: the oracle's area on B alone", s["bg_object_area"],
+            f"bg_floor {s['bg_floor']:.3f} (true empty backgrounds)", "bg_object_area"),
+        row("mask diversity: mean pairwise IoU of the masks (one fixed shape = 1)", s["mask_diversity"],
+            f"true masks {s['true_mask_diversity']:.3f}", "mask_diversity"),
+        row("centroid correlation with the oracle's object", s["centroid_corr"], "–", "centroid_corr"),
+        row("mask area", s["mask_area"], f"true objects {s['true_area']:.3f}"),
+        *[row(f"discriminator AUC, real scenes vs {label}", float(s[key]), "0.5 = chance")
+          for key, label in (*GHOSTS, ("ghost_auc_moved", "the object moved over its empty background (real: "
+                                                            "0.5 ideal)")) if isinstance(s.get(key), (int, float))],
+    ]
+    head = (f"{s['n']} unshifted composites scored against the oracle U-Net `{s.get('oracle')}`; references from "
+            f"the true scenes of `synthetic:{s['preset']}` (seed {s['seed']}); "
+            "`workbench.eval.separation` defines each figure.")
+    verdict = separation_verdict(s) or ""
+    return "\n".join([head, "", "| figure | value | reference | target | |", "|---|---:|---|---|---|", *rows, "",
+                      verdict.replace("**", "")])
 
 
 def scores_line(path: str | Path, *, kind: str, part: str | None = None, name: str | None = None) -> str:
