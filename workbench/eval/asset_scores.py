@@ -260,8 +260,8 @@ def score_separation(gan, oracle, *, preset: str, n: int = 1000, ghost_n: int = 
 
 def separation_table(separation: dict[str, Any]) -> str:
     """Markdown: the figures of a ``separation`` record, each with its reference and whether it meets the
-    target of :func:`workbench.eval.separation.separation_checks`, then the ghost test's AUCs and
-    :func:`separation_verdict` in words."""
+    target of :func:`workbench.eval.separation.separation_checks`, then the ghost test's AUCs, and
+    :func:`separation_verdict` and :func:`ghost_verdict` in words."""
     checks = {check.figure: check for check in separation_checks(separation, separation)}
     s = separation
 
@@ -286,9 +286,9 @@ def separation_table(separation: dict[str, Any]) -> str:
     head = (f"{s['n']} unshifted composites scored against the oracle U-Net `{s.get('oracle')}`; references from "
             f"the true scenes of `synthetic:{s['preset']}` (seed {s['seed']}); "
             "`workbench.eval.separation` defines each figure.")
-    verdict = separation_verdict(s) or ""
-    return "\n".join([head, "", "| figure | value | reference | target | |", "|---|---:|---|---|---|", *rows, "",
-                      verdict.replace("**", "")])
+    words = " ".join(text for text in (separation_verdict(s), ghost_verdict(s)) if text)
+    return "\n".join([head, "", "| figure | value | reference | target | met |", "|---|---:|---|---|---|", *rows, "",
+                      words.replace("**", "")])
 
 
 def scores_line(path: str | Path, *, kind: str, part: str | None = None, name: str | None = None) -> str:
