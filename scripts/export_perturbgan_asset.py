@@ -1,7 +1,8 @@
 """Copy a `train perturbgan` run into the app's shipped checkpoint (weights only) and score it.
 
-    python scripts/export_perturbgan_asset.py --run runs/perturbgan-small --oracle runs/oracle-small \
-        --out assets/perturbgan-small
+    python scripts/export_perturbgan_asset.py --run runs/bench/perturbgan/small-default/gan \
+        --oracle runs/bench/perturbgan/small-default/oracle --out assets/perturbgan-small \
+        --trained-with "python -m workbench bench perturbgan --preset small ..."
 
 1. writes the weights-only checkpoint (:func:`workbench.methods.move_assets.export_weights_only`:
    config, step, modules and EMA; no optimizer or RNG state: it loads, it does not resume);
@@ -12,15 +13,16 @@
    centroid correlation, mask area against the true object area, detected share) with the ghost
    test of its discriminator (AUCs of real scenes against a duplicated object, a wrong-mask seam, a
    moved object and its own composites), on the scene preset of the run's ``synthetic:PRESET``;
-3. writes ``OUT/metrics.json`` (the separation record under ``"separation"``) and the Triplet
-   browser's figure 3.3 for seeds 0-7 as ``OUT/triplets.png``, and prints the figures and the
-   separation table (the Markdown that the asset's README lists).
+3. writes ``OUT/metrics.json`` (the separation record under ``"separation"``), the Triplet
+   browser's figure 3.3 for seeds 0-7 as ``OUT/triplets.png`` and ``OUT/README.md`` (what the
+   folder holds, the exact commands, the scores and the separation figures), and prints the metrics.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -38,6 +40,47 @@ from workbench.train.checkpoint import load_method, read_checkpoint  # noqa: E40
 from workbench.methods.move_assets import export_weights_only  # noqa: E402
 
 
+def _readme(*, name: str, gan, metrics: dict, export_command: str, trained_with: list[str]) -> str:
+    """OUT/README.md: what the folder holds, how it was made, and the scores."""
+    c = gan.config
+    made = "\n".join(trained_with) if trained_with else f"# the run {metrics['source']} (full config: config.json)"
+    return f"""# `{name}`: the PerturbGAN checkpoint the Triplet browser loads
+
+A workbench checkpoint of `perturbgan` (chapter 3), weights only (no optimizer or RNG state: it
+loads, it does not resume), {metrics['size_mb']:.1f} MB: the two StyleGAN generators and the
+discriminator (`modules.safetensors`), the EMA generators used for sampling (`ema.safetensors`),
+the config and the step ({gan.step}). `metrics.json` holds the scores below; `triplets.png` is the
+Triplet browser's figure 3.3 for seeds 0–7.
+
+Load it with `workbench.train.load_method("assets/{name}")`, or train an encoder on it with
+`python -m workbench train perturbgan-encoder --gan assets/{name}`.
+
+## How it was made
+
+From the repository root, seed {c.seed}:
+
+```bash
+{made}
+{export_command}
+```
+
+`{c.dataset}` at {c.resolution} px, two generators of widths {c.width} to {c.max_width}, z = {c.z_dim},
+w = {c.w_dim}, {c.mapping_layers} mapping layers, batch {c.batch_size}, {c.steps:,} steps, δ = {c.max_shift}·R,
+η = {c.min_mask:g}, γ₁ = {c.size_weight:g}, γ₂ = {c.binary_weight:g}.
+
+## Scores (the exported copy, re-scored by the script)
+
+| measure | value |
+|---|---:|
+| generated-mask IoU against the oracle U-Net, {metrics['detected']:,} detected of {metrics['n']:,} composites | {metrics['gen_mask_iou']:.3f} |
+| full-mask reference IoU (detected) | {metrics['full_mask_ref_iou']:.3f} |
+
+## Does the generator separate object from background? (issue 16)
+
+{separation_table(metrics['separation'])}
+"""
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Export, reload and score (see the module docstring); returns the metrics."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +90,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=1000,
                         help="generated composites scored against the oracle (IoU and separation figures)")
     parser.add_argument("--ghost-n", type=int, default=200, help="test scenes of the discriminator's ghost test")
+    parser.add_argument("--trained-with", action="append", default=[],
+                        help="a command that trained the runs, written verbatim into OUT/README.md (repeatable)")
     args = parser.parse_args(argv)
+    command = shlex.join(["python", "scripts/export_perturbgan_asset.py",
+                          *(sys.argv[1:] if argv is None else argv)])
 
     try:
         run = read_checkpoint(args.run, method="perturbgan")
@@ -72,8 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = {**scores, "source": str(source), "step": gan.step, "size_mb": round(size_mb, 2),
                "separation": separation}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (args.out / "README.md").write_text(_readme(name=args.out.name, gan=gan, metrics=metrics, export_command=command,
+                                                trained_with=args.trained_with))
     print(json.dumps(metrics, indent=2))
-    print("\n## Separation (issue 16)\n\n" + separation_table(separation))
     return metrics
 
 

@@ -48,14 +48,14 @@ def runs(tmp_path_factory):
 
 def test_the_export_stores_the_separation_figures_and_the_ghost_test(runs, monkeypatch, capsys):
     monkeypatch.chdir(runs)
+    trained_with = "python -m workbench train perturbgan --preset smoke --out runs/gan"
     argv = ["--run", "runs/gan", "--oracle", "runs/oracle", "--out", "assets/perturbgan-small", "--n", str(N),
-            "--ghost-n", str(GHOST_N)]
+            "--ghost-n", str(GHOST_N), "--trained-with", trained_with]
     metrics = _script().main(argv)
     out = runs / "assets" / "perturbgan-small"
     written = json.loads((out / "metrics.json").read_text())
     assert written == json.loads(json.dumps(metrics)) and written["n"] == N and written["step"] == 2
-    printed = capsys.readouterr().out
-    assert "## Separation (issue 16)" in printed and "bg_object_area <= bg_floor + 0.05" in printed
+    assert json.loads(capsys.readouterr().out) == written
 
     separation = written["separation"]
     gan, oracle = load_method("runs/gan", method="perturbgan"), load_method("runs/oracle", method="oracle-unet")
@@ -66,6 +66,14 @@ def test_the_export_stores_the_separation_figures_and_the_ghost_test(runs, monke
     for key, value in expected.items():  # the exported copy scores as the run does
         assert separation[key] == pytest.approx(value, nan_ok=True), key
     assert {"bg_floor", "true_mask_diversity", "true_area", "ghost_auc_duplicate", "fake_auc"} <= set(separation)
+
+    readme = (out / "README.md").read_text()  # the figures, their references and targets, in words
+    assert trained_with in readme and "python scripts/export_perturbgan_asset.py --run runs/gan --oracle" in readme
+    assert f"{written['detected']} detected of {N} composites | {written['gen_mask_iou']:.3f} |" in readme
+    for figure in ("bg_object_area <= bg_floor + 0.05", f"| {separation['mask_diversity']:.3f} | true masks",
+                   f"bg_floor {separation['bg_floor']:.3f}", "centroid_corr >= 0.7", "separate object from background",
+                   f"{separation['fake_auc']:.3f} | 0.5 = chance"):
+        assert figure in readme, figure
 
     line = scores_line(out, kind="generator", name="This PerturbGAN")  # the app's line reads the record
     assert "separate object from background" in line and "Its discriminator" in line
