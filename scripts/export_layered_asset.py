@@ -1,7 +1,8 @@
 """Copy a `layered` run and its `layered-post` run into the app's shipped checkpoints (weights only); score them.
 
     python scripts/export_layered_asset.py --run runs/bench/layered/small-c/gan \
-        --post runs/bench/layered/small-c/post --out assets/layered-small \
+        --post runs/bench/layered/small-c/post --oracle runs/bench/layered/small-c/oracle \
+        --out assets/layered-small \
         --trained-with "python -m workbench bench layered --preset small --setting c ..."
 
 1. writes the weights-only checkpoints ``OUT/gan`` and ``OUT/post``
@@ -13,10 +14,16 @@
    of table 4.1 as ``python -m workbench bench layered`` does: the joint one (the discriminator's
    mask channel, settings a-c) and the post-trained U-Net, with
    :func:`workbench.eval.segmenter.evaluate_segmenter` on the first ``--n`` test scenes of the
-   run's dataset at its resolution and seed;
-3. writes ``OUT/metrics.json``, the Triplet browser's figure for seeds 0-7 with the segmenters'
-   rows as ``OUT/triplets.png``, and ``OUT/README.md`` (what the folder holds, the exact commands
-   and the scores), and prints the metrics.
+   run's dataset at its resolution and seed; and the generator as the bench does, against the
+   ``--oracle`` U-Net (an ``oracle-unet`` run on the same scenes): the separation figures of issue 16
+   (:func:`workbench.eval.asset_scores.score_separation`: generated-mask IoU, detected share, object
+   in the background against its floor on true empty backgrounds, mask diversity against the true
+   masks', centroid correlation, mask area against the true object area) and the ghost test of its
+   discriminator, on the scene preset of the run's ``synthetic:PRESET``;
+3. writes ``OUT/metrics.json`` (the generator's record under ``"separation"``), the Triplet
+   browser's figure for seeds 0-7 with the segmenters' rows as ``OUT/triplets.png``, and
+   ``OUT/README.md`` (what the folder holds, the exact commands, the scores and the separation
+   figures), and prints the metrics.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from apps.tabs.triplet_browser import figure_grid, load_segmenter  # noqa: E402
+from workbench.bench.perturbgan import scene_preset  # noqa: E402
 from workbench.data import build_dataset, require_masks  # noqa: E402
+from workbench.eval.asset_scores import score_separation, separation_table  # noqa: E402
 from workbench.eval.segmenter import evaluate_segmenter  # noqa: E402
 from workbench.train.checkpoint import find_checkpoint, load_method, read_checkpoint  # noqa: E402
 from workbench.methods.move_assets import export_weights_only  # noqa: E402
@@ -123,7 +132,11 @@ scored by `workbench.eval.segmenter.evaluate_segmenter` (masks at 0.5; max F_β 
 | segmenter | {' | '.join(label for _, label in SCORES)} |
 |---|{'---:|' * len(SCORES)}
 {table}
-{no_joint}"""
+{no_joint}
+## Does the generator separate object from background? (issue 16)
+
+{separation_table(metrics['separation'])}
+"""
 
 
 # the script
@@ -135,7 +148,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--run", type=Path, required=True, help="the `train layered` run (or checkpoint)")
     parser.add_argument("--post", type=Path, required=True, help="the `train layered-post` run trained on --run")
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "layered-small")
+    parser.add_argument("--oracle", type=Path, required=True,
+                        help="an `oracle-unet` run trained on the GAN's scenes (the separation figures' proxy truth)")
     parser.add_argument("--n", type=int, default=300, help="test scenes scored (the layered bench's `small` count)")
+    parser.add_argument("--n-generated", type=int, default=1000,
+                        help="generated composites of the separation figures (the layered bench's `small` count)")
+    parser.add_argument("--ghost-n", type=int, default=200, help="test scenes of the discriminator's ghost test")
     parser.add_argument("--trained-with", action="append", default=[],
                         help="a command that trained the runs, written verbatim into OUT/README.md (repeatable)")
     args = parser.parse_args(argv)
@@ -145,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         gan_source = read_checkpoint(args.run, method="layered").path
         post_source = read_checkpoint(args.post, method="layered-post").path
+        oracle_source = read_checkpoint(args.oracle, method="oracle-unet").path
+        preset = scene_preset(read_checkpoint(gan_source).config["dataset"])  # the figures need true scenes
     except (OSError, ValueError) as error:  # CheckpointError: no checkpoint, another method, damaged files
         raise SystemExit(str(error)) from None
     if args.out.exists():
@@ -163,13 +183,16 @@ def main(argv: list[str] | None = None) -> dict:
     require_masks(test, c.dataset, purpose="scoring the segmenters needs ground-truth masks")
     joint = evaluate_segmenter(gan.segment, test, spec=c.dataset) if gan.setting.segmenter else None
     post_scores = evaluate_segmenter(post.predict, test, spec=c.dataset)
+    oracle = load_method(oracle_source, method="oracle-unet")
+    separation = score_separation(gan, oracle, preset=preset, n=args.n_generated, ghost_n=args.ghost_n,
+                                  oracle_path=str(args.oracle))
 
     grid = figure_grid(gan, seed=0, seeds=SEEDS, post=post, cell=96)  # (H, W, 3) in [0, 1], the tab's figure
     Image.fromarray((grid * 255).round().astype(np.uint8)).save(args.out / "triplets.png")
     metrics = {"setting": c.setting, "setting_title": gan.setting.title, "dataset": c.dataset,
                "resolution": c.resolution, "test_images": len(test), "joint": joint, "post": post_scores,
                "gan_step": gan.step, "post_step": post.step, "source_gan": str(gan_source),
-               "source_post": str(post_source), "size_mb": round(_size_mb(args.out), 2)}
+               "source_post": str(post_source), "size_mb": round(_size_mb(args.out), 2), "separation": separation}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     readme = _readme(name=args.out.name, gan=gan, post=post, metrics=metrics, export_command=command,
                      trained_with=args.trained_with)

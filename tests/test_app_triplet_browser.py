@@ -479,3 +479,51 @@ def test_the_shipped_models_state_their_held_out_scores_and_what_the_iou_is_agai
     assert "**Held-out, post-trained U-Net: IoU 0.372**" in layered
     _, perturbgan = tb.browse(tb.SHIPPED, "", 0, 2, 1.0, 0, 0, 1.0, "")
     assert "oracle U-Net" in perturbgan and "IoU 0.672" in perturbgan
+
+
+# the generator's verdict line (issue 16), for both chapters
+
+DEGENERATE = {"preset": "easy", "seed": 0, "oracle": "runs/oracle", "n": 1000, "gen_mask_iou": 0.672,
+              "detected": 0.973, "detected_ok": True, "bg_object_area": 0.068, "mask_area": 0.24,
+              "mask_diversity": 0.88, "centroid_corr": 0.21, "bg_floor": 0.003, "true_mask_diversity": 0.39,
+              "true_area": 0.11, "fake_auc": 0.93, "ghost_auc_duplicate": 0.51, "ghost_auc_wrong_mask": 0.55,
+              "ghost_auc_moved": 0.5}
+
+
+def _with_metrics(run, folder, metrics):
+    """A copy of ``run`` in ``folder`` with ``metrics`` as its metrics.json (beside checkpoints/)."""
+    import json
+    import shutil
+
+    shutil.copytree(run, folder)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_the_summary_opens_with_the_generator_verdict_for_both_chapters(run, layered, tmp_path_factory):
+    base = tmp_path_factory.mktemp("verdict")
+    perturbgan = _with_metrics(run, base / "perturbgan", {"gen_mask_iou": 0.672, "detected": 973, "n": 1000,
+                                                           "separation": DEGENERATE})
+    _, summary = _browse(perturbgan, seeds=2)
+    first = summary.split("\n\n")[0]
+    assert first.startswith("**This PerturbGAN: its generated masks agree") and "IoU 0.672" in first
+    assert "**It does not separate object from background**" in first and "diversity 0.88; true masks 0.39" in first
+    assert "centroid correlation 0.21; 0.7 needed" in first and "6.8% of B alone; 0.3% on true empty" in first
+    assert "a duplicated object, the original left in place (AUC 0.51)" in first
+
+    gan_run, post_run = layered  # chapter 4: the generator's line above the segmenters'
+    separating = {**DEGENERATE, "preset": "benchmark", "mask_diversity": 0.35, "centroid_corr": 0.85,
+                  "bg_object_area": 0.01}
+    layered_gan = _with_metrics(gan_run, base / "layered", {"setting": "c", "joint": {"iou": 0.3},
+                                                             "separation": separating})
+    _, summary = _browse(layered_gan, seeds=2, segmenter=str(post_run))
+    blocks = summary.split("\n\n")
+    assert blocks[0].startswith("**This layered GAN: its generated masks agree") and "97.3% of 1000" in blocks[0]
+    assert "**It separates object from background** on every target" in blocks[0]
+    segmenters = next(i for i, block in enumerate(blocks) if block.startswith("**Segmenters on the composite**"))
+    assert segmenters > 0 and "Held-out, joint S" in summary
+
+    _, summary = _browse(gan_run, seeds=2)  # nothing stored beside the run: the line says so
+    assert summary.startswith("**This layered GAN: no scores stored with this checkpoint**")
+    _, summary = _browse(run, seeds=2)
+    assert summary.startswith("**This PerturbGAN: no scores stored with this checkpoint**")

@@ -1,8 +1,9 @@
 """scripts/export_layered_asset.py end to end on smoke runs, into a temporary folder (never into assets/).
 
-A layered GAN of setting (c) and a U-Net post-trained on it (smoke presets, 2 steps each) are
-exported as ``assets/layered-small`` under a temporary working directory, reloaded, scored and
-described; the copies must score exactly as the runs they came from.
+A layered GAN of setting (c), a U-Net post-trained on it and an oracle U-Net (smoke presets, 2
+steps each) are exported as ``assets/layered-small`` under a temporary working directory,
+reloaded, scored and described; the copies must score exactly as the runs they came from, and the
+generator's separation figures are stored and described.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from PIL import Image
 from apps.tabs import triplet_browser as tb
 from workbench.data import build_dataset
 from workbench.eval.segmenter import evaluate_segmenter
+from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference
 from workbench.methods.layered import PRESETS as LAYERED_PRESETS
 from workbench.methods.layered import LayeredGAN
 from workbench.methods.layered_post import PRESETS as POST_PRESETS
 from workbench.methods.layered_post import PostSegmenter
+from workbench.methods.oracle import OracleUNet
 from workbench.train.checkpoint import load_method
 from workbench.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_layered_asset.py"
 N = 24  # test scenes scored (the script's default is 300)
+N_GENERATED, GHOST_N = 12, 6  # composites and ghost-test scenes of the separation figures (defaults 1000, 200)
 
 
 def _script():
@@ -43,7 +47,8 @@ def _script():
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
-    """The working directory ``tmp_path`` with runs/gan (layered, setting c) and runs/post (layered-post)."""
+    """The working directory ``tmp_path`` with runs/gan (layered, setting c), runs/post (layered-post) and
+    runs/oracle (oracle-unet on the GAN's scenes)."""
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     Trainer(LayeredGAN(replace(LAYERED_PRESETS["smoke"], setting="c")), out_dir="runs/gan", progress=False,
@@ -51,13 +56,16 @@ def runs(tmp_path, monkeypatch):
     torch.manual_seed(0)
     post = PostSegmenter(replace(POST_PRESETS["smoke"], generator=str(tmp_path / "runs" / "gan")))
     Trainer(post, out_dir="runs/post", progress=False, tensorboard=False).fit(2)
+    torch.manual_seed(0)
+    Trainer(OracleUNet(replace(OracleUNet.presets["smoke"], dataset="synthetic:benchmark")), out_dir="runs/oracle",
+            progress=False, tensorboard=False).fit(2)
     return tmp_path
 
 
 def test_the_export_copies_reloads_scores_and_describes_both_segmenters(runs, monkeypatch, capsys):
     trained_with = "python -m workbench train layered --preset smoke --setting c --out runs/gan"
-    argv = ["--run", "runs/gan", "--post", "runs/post", "--out", "assets/layered-small", "--n", str(N),
-            "--trained-with", trained_with]
+    argv = ["--run", "runs/gan", "--post", "runs/post", "--oracle", "runs/oracle", "--out", "assets/layered-small",
+            "--n", str(N), "--n-generated", str(N_GENERATED), "--ghost-n", str(GHOST_N), "--trained-with", trained_with]
     metrics = _script().main(argv)
     out = runs / "assets" / "layered-small"
 
@@ -77,6 +85,15 @@ def test_the_export_copies_reloads_scores_and_describes_both_segmenters(runs, mo
     assert written["post"]["iou"] == evaluate_segmenter(post.predict, test)["iou"]
     assert 0 <= written["post"]["iou"] <= 1 and written["post"]["n"] == N
 
+    separation = written["separation"]  # the generator's figures, as the layered bench computes them
+    oracle = load_method("runs/oracle", method="oracle-unet")
+    expected = {**generated_separation(gan, oracle, n=N_GENERATED, seed=0, progress=False),
+                **true_scene_reference(oracle, preset="benchmark", resolution=16, seed=0),
+                **ghost_test(gan, preset="benchmark", n=GHOST_N, seed=0)}
+    assert (separation["preset"], separation["n"], separation["oracle"]) == ("benchmark", N_GENERATED, "runs/oracle")
+    for key, value in expected.items():
+        assert separation[key] == pytest.approx(value, nan_ok=True), key
+
     with Image.open(out / "triplets.png") as png:  # the tab's grid: 8 seeds, 16 px shown at 96 px, both segmenters
         figure = np.asarray(png.convert("RGB"))
     assert figure.shape == (tb.HEADER + 7 * 96 + 4 * tb.PAD + 2 * tb.CAPTION, tb.LABEL_WIDTH + 8 * 96 + 7 * tb.PAD, 3)
@@ -87,6 +104,11 @@ def test_the_export_copies_reloads_scores_and_describes_both_segmenters(runs, mo
     assert trained_with in readme and "python scripts/export_layered_asset.py --run runs/gan --post runs/post" in readme
     assert f"| post-trained U-Net (`layered-post`) | {written['post']['iou']:.3f} |" in readme
     assert "setting (c)" in readme and f"{N} test scenes of `synthetic:benchmark` at 16 px" in readme
+    assert "--oracle runs/oracle" in readme and "separate object from background" in readme
+    for figure in ("bg_object_area <= bg_floor + 0.05", f"| {separation['mask_diversity']:.3f} | true masks",
+                   f"true objects {separation['true_area']:.3f}", "centroid_corr >= 0.7",
+                   f"{separation['ghost_auc_duplicate']:.3f}"):
+        assert figure in readme, figure
 
     with pytest.raises(SystemExit, match="exists; remove it first"):
         _script().main(argv)
@@ -101,7 +123,12 @@ def test_the_export_copies_reloads_scores_and_describes_both_segmenters(runs, mo
 def test_a_segmenter_of_another_generator_is_refused(runs):
     shutil.copytree(runs / "runs" / "gan" / "checkpoints" / "step-0000002", runs / "other-gan")
     with pytest.raises(SystemExit, match="was post-trained on .*runs/gan/checkpoints/step-0000002, not on"):
-        _script().main(["--run", "other-gan", "--post", "runs/post", "--out", "assets/layered-small"])
+        _script().main(["--run", "other-gan", "--post", "runs/post", "--oracle", "runs/oracle",
+                        "--out", "assets/layered-small"])
     assert not (runs / "assets").exists()  # nothing written
     with pytest.raises(SystemExit, match="checkpoint of method 'layered', not 'layered-post'"):
-        _script().main(["--run", "runs/gan", "--post", "runs/gan", "--out", "assets/layered-small"])
+        _script().main(["--run", "runs/gan", "--post", "runs/gan", "--oracle", "runs/oracle",
+                        "--out", "assets/layered-small"])
+    with pytest.raises(SystemExit, match="checkpoint of method 'layered-post', not 'oracle-unet'"):
+        _script().main(["--run", "runs/gan", "--post", "runs/post", "--oracle", "runs/post",
+                        "--out", "assets/layered-small"])

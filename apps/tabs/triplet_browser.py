@@ -19,7 +19,10 @@ the generated mask, captioned with each column's IoU (at 0.5) against the genera
 the composite (m, or m moved with the foreground when shifted: the m_Δ of eq. 4.7), which is not a
 ground truth: a segmenter that copies a wrong generator scores high. The summary therefore also
 states what each shown model scores on held-out scenes against the baselines, from the
-``metrics.json`` beside its checkpoint (:func:`workbench.eval.asset_scores.scores_line`).
+``metrics.json`` beside its checkpoint (:func:`workbench.eval.asset_scores.scores_line`), and
+opens with the generator's verdict (both chapters): whether it separates object from background by
+the separation figures stored there (``metrics["separation"]``, issue 16), and whether its
+discriminator sees the ghosts a shift reveals.
 
 Every picture comes from :meth:`PerturbGAN.generate` (LayeredGAN inherits it) and every
 prediction from the segmenters' own methods; this module only loads checkpoints
@@ -452,9 +455,9 @@ def _render(choice: str, path: str | None, seed: float, seeds: float, truncation
     trained = round(c.max_shift * c.resolution)
     chapter = 4 if isinstance(method, LayeredGAN) else 3  # the equations' numbers
     areas = ", ".join(f"{100 * float(a):.0f}%" for a in rows["mask"][:, 0].mean(dim=(1, 2)))  # unshifted masks
-    lines = [
-        *([] if isinstance(method, LayeredGAN) else
-          [scores_line(_loaded_from(_METHODS, method), kind="generator", name="This PerturbGAN")]),
+    lines = [  # first the generator's verdict (chapter 3 or 4), from the metrics.json beside its checkpoint
+        scores_line(_loaded_from(_METHODS, method), kind="generator",
+                    name="This layered GAN" if isinstance(method, LayeredGAN) else "This PerturbGAN"),
         f"**Checkpoint** `{_shown(_loaded_from(_METHODS, method))}` · `{method.name}` ({GENERATORS[method.name]}) · "
         f"step {method.step} · {c.resolution}×{c.resolution} px (shown ×{max(1, CELL // c.resolution)}) · "
         f"trained on `{c.dataset}`",
@@ -554,9 +557,12 @@ def build() -> None:
         "What a trained layered GAN generates, laid out as figure 3.3: one column per seed; rows background B, "
         "foreground F, mask m, F ⊙ m and the composite x̂ = (1 − m) ⊙ B + m ⊙ F (eq. 3.1). **Shift the "
         "foreground** with dy / dx (eq. 3.2): the background row does not change. Were the object wholly in the "
-        "foreground layer, the shifted composite would still look like a real scene; the shipped small models "
-        "paint part of the object into the background too (a coloured blob where the object sits, hidden by the "
-        "mask), and the shift reveals it beside the moved object. Chapter 4's conditional generator (`layered`) "
+        "foreground layer, the shifted composite would still look like a real scene; a generator that paints the "
+        "object into the background too (figure 3.2's trivial solution) leaves a coloured blob where the object "
+        "sat, and the shift reveals it beside the moved object. The verdict line at the top of the summary "
+        "states, from the figures stored with the shown checkpoint, whether its generator separates object from "
+        "background, which figure fails, and whether its discriminator sees such ghosts. Chapter 4's conditional "
+        "generator (`layered`) "
         "adds its **segmenters**: the discriminator's mask channel (settings a-c of table 4.1) and a U-Net "
         "post-trained on the frozen generator (a `layered-post` run under “Segmenter path”), shown as rows of "
         "their predictions on the composite. Each column's IoU under them is against the **generator's own "

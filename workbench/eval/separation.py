@@ -28,9 +28,14 @@ in place (``duplicate``: figure 3.2's object in B), and another scene's mask use
 background (``wrong_mask``: a seam), each by the largest shift δ·R. ``ghost_auc_*`` is the
 probability that D scores the real scene above the altered one (0.5: D is blind to it; 1: it
 always sees it), beside ``fake_auc``, the same for the generator's own unshifted composites.
+
+:func:`separation_checks` holds the targets of issue 16 (section 3) that a generator separating
+object from background meets; the benches' notes and the app's verdict line both read them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,9 +46,14 @@ from workbench.methods.base import evaluating
 from workbench.ops.mask_losses import mask_iou
 
 __all__ = ["mask_diversity", "mask_centroids", "axis_correlation", "generated_separation",
-           "true_scene_reference", "ranking_auc", "ghost_composites", "ghost_test"]
+           "true_scene_reference", "ranking_auc", "ghost_composites", "ghost_test", "Check", "separation_checks",
+           "MIN_DETECTED", "IOU_TARGET", "BG_MARGIN", "DIVERSITY_MARGIN", "CENTROID_TARGET"]
 
 MIN_DETECTED = 0.9  # the share of composites that must hold a detected object for the figures to count
+IOU_TARGET = 0.6  # gen_mask_iou at least this (table 3.1's order of magnitude)
+BG_MARGIN = 0.05  # bg_object_area at most bg_floor + this
+DIVERSITY_MARGIN = 0.1  # mask_diversity at most true_mask_diversity + this
+CENTROID_TARGET = 0.7  # centroid_corr at least this
 
 
 # helpers
@@ -87,6 +97,40 @@ def axis_correlation(a: np.ndarray, b: np.ndarray) -> float:
         else:
             values.append(float(np.corrcoef(x, y)[0, 1]))
     return float(np.mean(values))
+
+
+class Check(NamedTuple):
+    """One target of :func:`separation_checks`: the figure, the target in words, its value, the bound, met or not."""
+
+    figure: str  # a key of generated_separation's dict
+    target: str  # e.g. "centroid_corr >= 0.7"
+    value: float
+    bound: float  # the value must be >= (lower) or <= (upper) this
+    ok: bool
+
+
+def separation_checks(separation: dict, reference: dict) -> list[Check]:
+    """The targets of issue 16 (section 3) for the figures of :func:`generated_separation` (``separation``)
+    against the true scenes' (``reference``, :func:`true_scene_reference`), in this order:
+    ``gen_mask_iou >= 0.6``, ``bg_object_area <= bg_floor + 0.05``,
+    ``mask_diversity <= true_mask_diversity + 0.1``, ``centroid_corr >= 0.7`` and ``detected >= 0.9``.
+    A NaN figure fails its target."""
+    detected = float(separation["detected"])
+    targets = [
+        ("gen_mask_iou", f"gen_mask_iou >= {IOU_TARGET:g}", IOU_TARGET, True),
+        ("bg_object_area", f"bg_object_area <= bg_floor + {BG_MARGIN:g}", float(reference["bg_floor"]) + BG_MARGIN,
+         False),
+        ("mask_diversity", f"mask_diversity <= true_mask_diversity + {DIVERSITY_MARGIN:g}",
+         float(reference["true_mask_diversity"]) + DIVERSITY_MARGIN, False),
+        ("centroid_corr", f"centroid_corr >= {CENTROID_TARGET:g}", CENTROID_TARGET, True),
+    ]
+    checks = []
+    for figure, target, bound, lower in targets:
+        value = float(separation[figure])
+        checks.append(Check(figure, target, value, bound, bool(value >= bound if lower else value <= bound)))
+    ok = separation.get("detected_ok", detected >= MIN_DETECTED)
+    checks.append(Check("detected", f"detected >= {MIN_DETECTED:g}", detected, MIN_DETECTED, bool(ok)))
+    return checks
 
 
 # evaluations
