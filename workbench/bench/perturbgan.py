@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from workbench.bench import BenchResult, StageTimer, register
+from workbench.eval.separation import separation_checks
 
 # helpers
 
@@ -99,8 +100,6 @@ def separation_metrics(separation: dict, reference: dict, noshift: dict | None) 
 
 def separation_notes(separation: dict, reference: dict, noshift: dict | None) -> list[str]:
     """What the separation figures say, in words (targets of issue 16 section 3)."""
-    from workbench.eval.separation import separation_checks
-
     checks = [(check.target, check.ok) for check in separation_checks(separation, reference)]
     notes = ["separation: " + ", ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks)]
     if noshift is not None:
