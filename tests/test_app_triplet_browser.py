@@ -475,10 +475,13 @@ def test_the_shipped_layered_checkpoints_load_together():
 def test_the_shipped_models_state_their_held_out_scores_and_what_the_iou_is_against():
     _, layered = tb.browse(tb.SHIPPED_LAYERED_CHOICE, "", 0, 2, 1.0, 0, 0, 1.0, "")
     assert "not scores against a ground truth" in layered
-    assert "**Held-out, joint S: IoU 0.275** on 300 held-out" in layered and "GrabCut 0.614" in layered
-    assert "**Held-out, post-trained U-Net: IoU 0.372**" in layered
+    # the StyleGAN2 setting (c) run on movable (issue 16): a border-glued mask, so neither segmenter segments
+    assert "**Held-out, joint S: IoU 0.001** on 300 held-out" in layered and "GrabCut 0.538" in layered
+    assert "**Held-out, post-trained U-Net: IoU 0.061**" in layered and "does not segment" in layered
+    assert "It does not separate object from background" in layered
     _, perturbgan = tb.browse(tb.SHIPPED, "", 0, 2, 1.0, 0, 0, 1.0, "")
-    assert "oracle U-Net" in perturbgan and "IoU 0.672" in perturbgan
+    assert "oracle U-Net" in perturbgan and "IoU 0.426" in perturbgan  # the small run on anywhere
+    assert "It does not separate object from background" in perturbgan and "AUC 0.52" in perturbgan
 
 
 # the generator's verdict line (issue 16), for both chapters
