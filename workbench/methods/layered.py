@@ -57,7 +57,7 @@ import torch.nn.functional as F
 
 from workbench.losses.adversarial import NonSaturatingR1, squared_norm
 from workbench.methods.base import Phase, TrainConfig, evaluating
-from workbench.methods.perturbgan import CROP_SCALE, PerturbGAN
+from workbench.methods.perturbgan import CROP_SCALE, PerturbGAN, check_background
 from workbench.nets.layered import ConditionalLayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
@@ -151,10 +151,7 @@ class LayeredConfig(TrainConfig):
             raise ValueError("r1_every and samples must be >= 1")
         if self.network not in ("stylegan", "stylegan2"):
             raise ValueError(f"network must be stylegan or stylegan2, got {self.network!r}")
-        if self.background not in ("generated", "true"):
-            raise ValueError(f"background must be generated or true, got {self.background!r}")
-        if self.background == "true" and not self.dataset.startswith("synthetic"):
-            raise ValueError(f"background='true' needs synthetic scenes (true backgrounds), not {self.dataset!r}")
+        check_background(self.background, self.dataset)
         if self.r1_reading not in R1_READINGS:
             raise ValueError(f"r1_reading must be one of {sorted(R1_READINGS)}, got {self.r1_reading!r}")
 

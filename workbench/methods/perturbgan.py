@@ -73,6 +73,14 @@ TRUE_BACKGROUNDS = 2000  # background="true": how many true empty backgrounds th
 # config
 
 
+def check_background(background: str, dataset: str) -> None:
+    """ValueError unless ``background`` is "generated", or "true" on synthetic scenes (the oracle rung)."""
+    if background not in ("generated", "true"):
+        raise ValueError(f"background must be generated or true, got {background!r}")
+    if background == "true" and not dataset.startswith("synthetic"):
+        raise ValueError(f"background='true' needs synthetic scenes (true backgrounds), not {dataset!r}")
+
+
 @dataclass
 class PerturbGANConfig(TrainConfig):
     """PerturbGAN options; the defaults are the ``paper`` preset (section 3.3, setting (a) of table 3.1)."""
@@ -119,10 +127,7 @@ class PerturbGANConfig(TrainConfig):
             raise ValueError("min_mask and mixing must be in [0, 1]")
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
-        if self.background not in ("generated", "true"):
-            raise ValueError(f"background must be generated or true, got {self.background!r}")
-        if self.background == "true" and not self.dataset.startswith("synthetic"):
-            raise ValueError(f"background='true' needs synthetic scenes (true backgrounds), not {self.dataset!r}")
+        check_background(self.background, self.dataset)
         if self.disc_input_size < 32 or self.disc_width < 1:
             raise ValueError(f"disc_input_size must be >= 32 and disc_width >= 1, got {self.disc_input_size}, "
                              f"{self.disc_width}")
