@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from apps.tabs.triplet_browser import figure_grid  # noqa: E402
-from workbench.bench.perturbgan import scene_preset  # noqa: E402
+from workbench.data.build import scene_preset  # noqa: E402
 from workbench.eval.asset_scores import score_separation, separation_table  # noqa: E402
 from workbench.eval.perturbgan import generated_mask_scores  # noqa: E402
 from workbench.train.checkpoint import load_method, read_checkpoint  # noqa: E402

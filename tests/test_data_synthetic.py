@@ -231,3 +231,11 @@ def test_anywhere_is_one_contrasting_object_off_centre():
     components = [cv2.connectedComponents(render_scene(i, preset="anywhere", size=64)[1].astype(np.uint8))[0] - 1
                   for i in range(20)]
     assert max(components) == 1
+
+
+def test_scene_preset_of_a_spec():
+    from workbench.data.build import scene_preset
+
+    assert scene_preset("synthetic:anywhere") == "anywhere" and scene_preset("synthetic") == "benchmark"
+    with pytest.raises(ValueError, match="synthetic scenes"):
+        scene_preset("folder:/data/cars")

@@ -25,8 +25,9 @@ import pandas as pd
 import torch
 
 from workbench.bench import BenchResult, StageTimer, register
-from workbench.bench.perturbgan import (feature_network, scene_preset, separation_metrics, separation_notes,
+from workbench.bench.perturbgan import (feature_network, separation_metrics, separation_notes,
                                         separation_rows, train)
+from workbench.data.build import scene_preset
 
 N_TEST = {"paper": 1000, "small": 300, "smoke": 8}  # test images scored
 N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FID/KID (thesis: 5K)

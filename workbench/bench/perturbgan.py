@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from workbench.bench import BenchResult, StageTimer, register
+from workbench.data.build import scene_preset
 from workbench.eval.separation import separation_checks
 
 # helpers
@@ -51,14 +52,6 @@ def feature_network(args: argparse.Namespace, device):
     mae_run = args.mae_run or (SHIPPED_MAE if args.features != "inception" and args.inception_weights is None else None)
     return build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
                                  mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
-
-
-def scene_preset(dataset: str) -> str:
-    """The scene preset of a ``synthetic[:PRESET]`` spec (``benchmark`` when none is named)."""
-    kind, _, preset = dataset.partition(":")
-    if kind != "synthetic":
-        raise ValueError(f"the separation figures need synthetic scenes (true backgrounds), not {dataset!r}")
-    return preset or "benchmark"
 
 
 def separation_rows(separation: dict, reference: dict, noshift: dict | None) -> list[tuple[str, str, float]]:

@@ -71,6 +71,15 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return kind, argument.strip()
 
 
+def scene_preset(spec: str) -> str:
+    """The scene preset of a ``synthetic[:PRESET]`` spec (``benchmark`` when none is named); ValueError for
+    any other dataset, which has no true layers (backgrounds, masks) to build figures or oracles from."""
+    kind, _, preset = spec.strip().partition(":")
+    if kind.strip().lower() != "synthetic":
+        raise ValueError(f"the separation figures need synthetic scenes (true backgrounds), not {spec!r}")
+    return preset.strip() or "benchmark"
+
+
 def build_dataset(spec: str, *, size: int, split: str = "test", n: int | None = None, seed: int = 0,
                   crop: str | None = None) -> Dataset:
     """The dataset named by ``spec`` (table in the module docstring), resized to ``size``.

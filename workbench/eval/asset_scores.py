@@ -244,7 +244,7 @@ def score_separation(gan, oracle, *, preset: str, n: int = 1000, ghost_n: int = 
     benches compute it: :func:`workbench.eval.separation.generated_separation` on ``n`` unshifted
     composites against the ``oracle`` U-Net, :func:`~workbench.eval.separation.true_scene_reference`
     of the synthetic scene ``preset`` the GAN was trained on (the ``PRESET`` of its ``synthetic:PRESET``
-    dataset, :func:`workbench.bench.perturbgan.scene_preset`) at its resolution, and
+    dataset, :func:`workbench.data.build.scene_preset`) at its resolution, and
     :func:`~workbench.eval.separation.ghost_test` on ``ghost_n`` test scenes; ``seed`` (codes and
     scenes) defaults to the GAN's. ``oracle_path`` is recorded as given."""
     from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference

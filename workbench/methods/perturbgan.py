@@ -214,9 +214,10 @@ class PerturbGAN(Method):
         c = self.config
         if c.background != "true":
             return None
+        from workbench.data.build import scene_preset
         from workbench.data.synthetic import render_layers
 
-        preset = c.dataset.partition(":")[2] or "benchmark"
+        preset = scene_preset(c.dataset)
         size = round(CROP_SCALE * c.resolution) if c.random_crop else c.resolution
         bank = [torch.from_numpy(render_layers(i, preset=preset, size=size, seed=c.seed).background).permute(2, 0, 1)
                 for i in range(TRUE_BACKGROUNDS)]
