@@ -16,7 +16,7 @@
    :func:`workbench.eval.segmenter.evaluate_segmenter` on the first ``--n`` test scenes of the
    run's dataset at its resolution and seed; and the generator as the bench does, against the
    ``--oracle`` U-Net (an ``oracle-unet`` run on the same scenes): the separation figures of issue 16
-   (:func:`workbench.eval.asset_scores.score_separation`: generated-mask IoU, detected share, object
+   (:func:`workbench.eval.separation.score_separation`: generated-mask IoU, detected share, object
    in the background against its floor on true empty backgrounds, mask diversity against the true
    masks', centroid correlation, mask area against the true object area) and the ghost test of its
    discriminator, on the scene preset of the run's ``synthetic:PRESET``;
@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from apps.tabs.triplet_browser import figure_grid, load_segmenter  # noqa: E402
 from workbench.data.build import scene_preset  # noqa: E402
 from workbench.data import build_dataset, require_masks  # noqa: E402
-from workbench.eval.asset_scores import score_separation, separation_table  # noqa: E402
+from workbench.eval.asset_scores import separation_table  # noqa: E402
+from workbench.eval.separation import score_separation  # noqa: E402
 from workbench.eval.segmenter import evaluate_segmenter  # noqa: E402
 from workbench.train.checkpoint import find_checkpoint, load_method, read_checkpoint  # noqa: E402
 from workbench.methods.move_assets import export_weights_only  # noqa: E402

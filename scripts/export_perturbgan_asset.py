@@ -8,7 +8,7 @@
    config, step, modules and EMA; no optimizer or RNG state: it loads, it does not resume);
 2. loads the *copy* back and scores it as ``python -m workbench bench perturbgan`` does: the
    generated-mask IoU against the oracle on ``--n`` composites (table 3.1), and the separation
-   figures of issue 16 (:func:`workbench.eval.asset_scores.score_separation`: object in the
+   figures of issue 16 (:func:`workbench.eval.separation.score_separation`: object in the
    background against its floor on true empty backgrounds, mask diversity against the true masks',
    centroid correlation, mask area against the true object area, detected share) with the ghost
    test of its discriminator (AUCs of real scenes against a duplicated object, a wrong-mask seam, a
@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from apps.tabs.triplet_browser import figure_grid  # noqa: E402
 from workbench.data.build import scene_preset  # noqa: E402
-from workbench.eval.asset_scores import score_separation, separation_table  # noqa: E402
+from workbench.eval.asset_scores import separation_table  # noqa: E402
+from workbench.eval.separation import score_separation  # noqa: E402
 from workbench.eval.perturbgan import generated_mask_scores  # noqa: E402
 from workbench.train.checkpoint import load_method, read_checkpoint  # noqa: E402
 from workbench.methods.move_assets import export_weights_only  # noqa: E402

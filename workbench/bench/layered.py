@@ -28,6 +28,7 @@ from workbench.bench import BenchResult, StageTimer, register
 from workbench.bench.perturbgan import (feature_network, separation_metrics, separation_notes,
                                         separation_rows, train)
 from workbench.data.build import scene_preset
+from workbench.eval.separation import generated_separation, score_separation
 
 N_TEST = {"paper": 1000, "small": 300, "smoke": 8}  # test images scored
 N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FID/KID (thesis: 5K)
@@ -67,7 +68,6 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.eval.baselines import BASELINES, run_baselines
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites
-    from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference
     from workbench.eval.oracle import load_or_train_oracle
     from workbench.eval.segmenter import evaluate_segmenter
     from workbench.methods.layered import PRESETS, SETTINGS, LayeredGAN
@@ -110,9 +110,9 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         gan = timed("gan", lambda: train(gan, runs / "gan"))
     gan_path = (args.gan or runs / "gan").resolve()
     n_generated = N_QUALITY[args.preset]
-    reference = true_scene_reference(oracle, preset=scene_preset(c.dataset), resolution=c.resolution, seed=args.seed)
-    separation = timed("separation", lambda: generated_separation(gan, oracle, n=n_generated, seed=args.seed))
-    separation.update(ghost_test(gan, preset=scene_preset(c.dataset), seed=args.seed))  # does D see the ghost?
+    separation = timed("separation", lambda: score_separation(gan, oracle, preset=scene_preset(c.dataset), n=n_generated,
+                                                              seed=args.seed, progress=True))  # with the ghost test
+    reference = separation  # the record also holds the true scenes' figures
     noshift = None
     if args.gan is None and not args.no_ablation:  # the same setting without the shift (max_shift 0)
         seed_everything(config.seed)

@@ -26,7 +26,7 @@ import torch
 
 from workbench.bench import BenchResult, StageTimer, register
 from workbench.data.build import scene_preset
-from workbench.eval.separation import separation_checks
+from workbench.eval.separation import generated_separation, score_separation, separation_checks
 
 # helpers
 
@@ -147,7 +147,6 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     from workbench.eval.gan_metrics import image_quality
     from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
     from workbench.eval.oracle import evaluate_oracle, load_or_train_oracle
-    from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference
     from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
     from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
     from workbench.methods.perturbgan_encoder import PerturbEncoder
@@ -186,10 +185,10 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
         gan = timed("gan", lambda: train(gan, runs / "gan"))
     generated = timed("generated masks", lambda: generated_mask_scores(gan, oracle, n=N_GENERATED[args.preset],
                                                                         seed=args.seed))
-    reference = true_scene_reference(oracle, preset=scene_preset(c.dataset), resolution=c.resolution, seed=args.seed)
-    separation = timed("separation", lambda: generated_separation(gan, oracle, n=N_GENERATED[args.preset],
-                                                                  seed=args.seed))
-    separation.update(ghost_test(gan, preset=scene_preset(c.dataset), seed=args.seed))  # does D see the ghost?
+    separation = timed("separation", lambda: score_separation(gan, oracle, preset=scene_preset(c.dataset),
+                                                              n=N_GENERATED[args.preset], seed=args.seed,
+                                                              progress=True))  # with the ghost test
+    reference = separation  # the record also holds the true scenes' figures
     noshift = None
     if args.gan is None and args.ablation == "default" and not args.no_ablation:  # the shift's own contribution
         seed_everything(config.seed)

@@ -12,8 +12,8 @@ composites, not on held-out scenes: with the separation figures of issue 16 stor
 (``metrics["separation"]``, :mod:`workbench.eval.separation`), :func:`separation_verdict` says in
 plain words whether it separates object from background, which figure fails its target
 (:func:`workbench.eval.separation.separation_checks`), and whether its discriminator sees the
-ghosts a shift reveals. :func:`score_separation` computes that record for the export scripts, and
-:func:`separation_table` lists it in their README text.
+ghosts a shift reveals; :func:`separation_table` lists the record (computed by
+:func:`workbench.eval.separation.score_separation`) in the export scripts' README text.
 
 ``metrics.json`` layouts read here::
 
@@ -38,7 +38,7 @@ from workbench.eval.separation import CENTROID_TARGET, IOU_TARGET, MIN_DETECTED,
 
 __all__ = ["METRICS_FILE", "NO_BETTER_MARGIN", "find_metrics", "read_metrics", "segmenter_scores",
            "segments", "segmenter_verdict", "separation_verdict", "ghost_verdict", "generator_verdict", "scores_line",
-           "score_separation", "separation_table", "SEPARATION_KEYS", "GHOST_CHANCE_MARGIN"]
+           "separation_table", "SEPARATION_KEYS", "GHOST_CHANCE_MARGIN"]
 
 METRICS_FILE = "metrics.json"
 NO_BETTER_MARGIN = 0.05  # an IoU within this of the full-image mask's counts as "does not segment"
@@ -236,26 +236,6 @@ def generator_verdict(metrics: dict[str, Any] | None, *, name: str = "This gener
         return text + " A generator is not scored on held-out scenes; an encoder trained on it would be."
     ghost = ghost_verdict(separation)
     return " ".join([text, verdict, *([ghost] if ghost else [])])
-
-
-def score_separation(gan, oracle, *, preset: str, n: int = 1000, ghost_n: int = 200, seed: int | None = None,
-                     oracle_path: str | None = None) -> dict[str, Any]:
-    """The ``separation`` record of ``metrics.json`` for a trained ``PerturbGAN`` or ``LayeredGAN``, as the
-    benches compute it: :func:`workbench.eval.separation.generated_separation` on ``n`` unshifted
-    composites against the ``oracle`` U-Net, :func:`~workbench.eval.separation.true_scene_reference`
-    of the synthetic scene ``preset`` the GAN was trained on (the ``PRESET`` of its ``synthetic:PRESET``
-    dataset, :func:`workbench.data.build.scene_preset`) at its resolution, and
-    :func:`~workbench.eval.separation.ghost_test` on ``ghost_n`` test scenes; ``seed`` (codes and
-    scenes) defaults to the GAN's. ``oracle_path`` is recorded as given."""
-    from workbench.eval.separation import generated_separation, ghost_test, true_scene_reference
-
-    c = gan.config
-    seed = c.seed if seed is None else seed
-    record: dict[str, Any] = {"preset": preset, "seed": seed, "oracle": oracle_path}
-    record.update(generated_separation(gan, oracle, n=n, seed=seed, progress=False))
-    record.update(true_scene_reference(oracle, preset=preset, resolution=c.resolution, seed=seed))
-    record.update(ghost_test(gan, preset=preset, n=ghost_n, seed=seed))
-    return record
 
 
 def separation_table(separation: dict[str, Any]) -> str:

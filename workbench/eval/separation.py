@@ -46,7 +46,7 @@ from workbench.methods.base import evaluating
 from workbench.ops.mask_losses import mask_iou
 
 __all__ = ["mask_diversity", "mask_centroids", "axis_correlation", "generated_separation",
-           "true_scene_reference", "ranking_auc", "ghost_composites", "ghost_test", "Check", "separation_checks",
+           "true_scene_reference", "ranking_auc", "ghost_composites", "ghost_test", "score_separation", "Check", "separation_checks",
            "MIN_DETECTED", "IOU_TARGET", "BG_MARGIN", "DIVERSITY_MARGIN", "CENTROID_TARGET"]
 
 MIN_DETECTED = 0.9  # the share of composites that must hold a detected object for the figures to count
@@ -261,3 +261,22 @@ def ghost_test(gan, *, preset: str, n: int = 200, seed: int = 0, batch_size: int
     out = {f"ghost_auc_{name}": ranking_auc(real, scores(x)) for name, x in images.items() if name != "fake"}
     out["fake_auc"] = ranking_auc(real, scores(images["fake"]))
     return out
+
+
+def score_separation(gan, oracle, *, preset: str, n: int = 1000, ghost_n: int = 200, seed: int | None = None,
+                     oracle_path: str | None = None, progress: bool = False) -> dict:
+    """All the figures of a trained ``PerturbGAN`` or ``LayeredGAN`` in one record, as the benches report
+    them and the export scripts store them (``metrics.json["separation"]``):
+    :func:`generated_separation` on ``n`` unshifted composites against the ``oracle`` U-Net,
+    :func:`true_scene_reference` of the synthetic scene ``preset`` the GAN was trained on
+    (:func:`workbench.data.build.scene_preset` of its dataset) at its resolution, and :func:`ghost_test`
+    on ``ghost_n`` test scenes. ``seed`` (codes and scenes) defaults to the GAN's; ``oracle_path`` is
+    recorded as given. The record holds both the generated and the reference figures, so it serves as
+    both arguments of :func:`separation_checks`."""
+    c = gan.config
+    seed = c.seed if seed is None else seed
+    record: dict = {"preset": preset, "seed": seed, "oracle": oracle_path}
+    record.update(generated_separation(gan, oracle, n=n, seed=seed, progress=progress))
+    record.update(true_scene_reference(oracle, preset=preset, resolution=c.resolution, seed=seed))
+    record.update(ghost_test(gan, preset=preset, n=ghost_n, seed=seed))
+    return record
