@@ -28,7 +28,7 @@ def offline(tmp_path, monkeypatch):
     torch.set_num_threads(threads)  # the benchmark's --threads 1 must not slow the tests after these
 
 
-def run_bench(tmp_path, capsys, *extra: str) -> tuple[str, dict]:
+def run_bench(tmp_path, capsys, *extra: str, keys: tuple[str, ...] = KEYS) -> tuple[str, dict]:
     argv = ["bench", "perturbgan", "--preset", "smoke", "--threads", "1", "--device", "cpu",
             "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *extra]
     assert main(argv) == 0
@@ -36,7 +36,7 @@ def run_bench(tmp_path, capsys, *extra: str) -> tuple[str, dict]:
     line = out.strip().splitlines()[-1]
     assert line.startswith("RESULT perturbgan ")
     pairs = dict(item.split("=", 1) for item in line.split()[2:])
-    missing = [key for key in KEYS if key not in pairs]
+    missing = [key for key in keys if key not in pairs]
     assert not missing, f"RESULT line lacks {missing}: {line}"
     return out, pairs
 
@@ -98,6 +98,17 @@ def test_perturbgan_bench_scores_a_trained_run_with_chunked_encoders(tmp_path, c
     assert pairs["ablation"] == "as-trained" and 0 <= float(pairs["encoder_chunks_iou"]) <= 1
     assert "encoder (chunks) IoU" in out
     assert not (tmp_path / "runs" / "gan").exists() and not (tmp_path / "runs" / "oracle" / "checkpoints").exists()
+
+
+def test_generated_only_skips_the_encoder_and_image_quality(tmp_path, capsys):
+    encoder_keys = ("encoder_iou", "grabcut_iou", "fid_kind", "fid")
+    out, pairs = run_bench(tmp_path, capsys, "--steps", "2", "--generated-only", "--gan-arg=--d-loss=nonsaturating-r1",
+                           keys=tuple(key for key in KEYS if key not in encoder_keys))
+    assert not any(key in pairs for key in encoder_keys)
+    assert "noshift_gen_mask_iou" in pairs and 0 <= float(pairs["mask_diversity"]) <= 1  # the separation figures stay
+    assert "--generated-only: no encoder, no FID/KID" in out and "| 3.2 " not in out and "| 3.3 " not in out
+    assert not (tmp_path / "runs" / "encoder").exists()
+    assert gan_config(tmp_path)["d_loss"] == "nonsaturating-r1"
 
 
 def test_gan_arg_takes_train_perturbgan_flags_and_names_itself_when_wrong(tmp_path, capsys):

@@ -366,6 +366,17 @@ def test_projected_discriminator_with_wgan_gp_penalises_through_the_pyramid():
     assert {"gp", "drift", "real", "fake"} <= set(stats) and float(stats["gp"]) > 0
 
 
+def test_nonsaturating_r1_is_stylegans_loss_with_its_r1_weight():
+    from workbench.losses import NonSaturatingR1
+
+    method = fresh(replace(SMOKE, d_loss="nonsaturating-r1", r1_weight=2.5))
+    assert isinstance(method.loss, NonSaturatingR1) and method.loss.r1_weight == 2.5
+    torch.manual_seed(0)
+    stats = method.discriminator_step({"image": Memory.images[:4]})
+    assert {"r1", "real", "fake"} <= set(stats) and float(stats["r1"]) > 0
+    assert "gp" not in stats and "drift" not in stats  # not eq. (3.6)
+
+
 def test_projected_smoke_run_from_the_command_line_reloads(tmp_path):
     from workbench.cli import main
 

@@ -11,7 +11,9 @@ One run trains (or loads) four things and scores them:
 
 Reported: the generated-mask IoU against the oracle on detected composites with the full-mask
 reference IoU and the detected count (table 3.1), FID/KID of the composites (table 3.2), and the
-encoder's masks on the test split beside GrabCut and the full mask (table 3.3).
+encoder's masks on the test split beside GrabCut and the full mask (table 3.3). ``--generated-only``
+stops after the generated layers (table 3.1, the separation figures and the ghost test), which is
+what the ladder of issue 16 needs, and saves the encoder and FID/KID phases' quarter of an hour.
 """
 
 from __future__ import annotations
@@ -52,6 +54,51 @@ def feature_network(args: argparse.Namespace, device):
     mae_run = args.mae_run or (SHIPPED_MAE if args.features != "inception" and args.inception_weights is None else None)
     return build_feature_network(args.features, inception_weights=args.inception_weights, mae_run=mae_run,
                                  mae_name="assets/move-small/mae" if mae_run == SHIPPED_MAE else None, device=device)
+
+
+def encoder_and_quality(args: argparse.Namespace, gan, network, runs: Path, timed: StageTimer, device):
+    """Tables 3.3 and 3.2 for a trained ``gan``: train its encoder and score it on the test split beside the
+    baselines ({method: IoU}); FID/KID of its composites against test images (and of the single-output GAN's,
+    with ``--single-output``). Returns (ious, quality, single-output quality or None)."""
+    from workbench.data import build_dataset
+    from workbench.eval.gan_metrics import image_quality
+    from workbench.eval.perturbgan import generated_composites, real_image_scores
+    from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
+    from workbench.methods.perturbgan_encoder import PerturbEncoder
+    from workbench.train.device import seed_everything
+
+    c = gan.config
+    gan_path = (args.gan or runs / "gan").resolve()  # recorded, so that the encoder run reloads on its own
+    encoder_config = replace(ENCODER_PRESETS[args.preset], seed=args.seed, gan=str(gan_path))
+    encoder = timed("encoder", lambda: train(PerturbEncoder(encoder_config, device=device, gan=gan), runs / "encoder"))
+    test = build_dataset(c.dataset, size=c.resolution, split="test", seed=args.seed)
+    real = timed("real images", lambda: real_image_scores(encoder, test, n=N_REAL[args.preset]))
+    if args.chunks:  # the thesis' protocol as well: a fresh encoder per chunk of 100 test images
+        chunked = timed("encoder chunks", lambda: real_image_scores(encoder, test, n=N_REAL[args.preset], chunks=True,
+                                                                    baselines=()))
+        real = pd.concat([real, chunked], ignore_index=True)
+
+    n_quality = N_QUALITY[args.preset]
+    reals = torch.stack([test[i]["image"] for i in range(min(n_quality, len(test)))])
+    quality = timed("quality", lambda: image_quality(reals, generated_composites(gan, n_quality, seed=args.seed),
+                                                     network=network, inception_score=False))
+    so_quality = None
+    if args.single_output:
+        from workbench.methods.stylegan import SingleOutputGAN
+
+        seed_everything(c.seed)
+        so_gan = timed("single-output gan", lambda: train(SingleOutputGAN(c, device=device), runs / "single-output"))
+        so_quality = image_quality(reals, generated_composites(so_gan, n_quality, seed=args.seed), network=network,
+                                   inception_score=False)
+    return dict(zip(real["method"], real["iou"])), quality, so_quality
+
+
+def quality_rows(name: str, quality: dict | None) -> list[tuple[str, str, float]]:
+    """Table 3.2's rows (FID, KID ×10³) of one GAN; none without a quality record."""
+    if quality is None:
+        return []
+    return [("3.2", f"{quality['fid_label']}, {name}", quality["fid"]),
+            ("3.2", f"{quality['kid_label']} ×10³, {name}", 1e3 * quality["kid_mean"])]
 
 
 def separation_rows(separation: dict, reference: dict, noshift: dict | None) -> list[tuple[str, str, float]]:
@@ -138,18 +185,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra `train perturbgan` config flag for the GAN and its no-shift ablation "
                              "(repeat; with =, as in --gan-arg=--discriminator=projected)")
     parser.add_argument("--runs", type=Path, default=None, help="folder of the trained runs (default: runs/bench/perturbgan/...)")
+    parser.add_argument("--generated-only", action="store_true",
+                        help="score the generated layers only (table 3.1 and the separation figures): no encoder "
+                             "(table 3.3) and no FID/KID (table 3.2)")
 
 
 @register("perturbgan", help="PerturbGAN (ch. 3): generated-mask IoU vs an oracle, FID/KID, encoder IoU vs GrabCut",
           add_arguments=add_arguments)
 def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
-    from workbench.data import build_dataset
-    from workbench.eval.gan_metrics import image_quality
-    from workbench.eval.perturbgan import generated_composites, generated_mask_scores, real_image_scores
+    from workbench.eval.perturbgan import generated_mask_scores
     from workbench.eval.oracle import evaluate_oracle, load_or_train_oracle
     from workbench.methods.perturbgan import PRESETS, PerturbGAN, apply_ablation
-    from workbench.methods.perturbgan_encoder import PRESETS as ENCODER_PRESETS
-    from workbench.methods.perturbgan_encoder import PerturbEncoder
     from workbench.train.checkpoint import load_method
     from workbench.train.device import pick_device, seed_everything
 
@@ -174,7 +220,7 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
     if not c.dataset.startswith("synthetic"):
         raise ValueError(f"the bench needs synthetic scenes (true masks for the oracle), not {c.dataset!r}")
 
-    network = feature_network(args, device)  # before training, so that a missing file stops the bench early
+    network = None if args.generated_only else feature_network(args, device)  # before training: a missing file stops it early
 
     oracle = timed("oracle", lambda: load_or_train_oracle(args.oracle, preset=args.preset, dataset=c.dataset,
                                                           resolution=c.resolution, device=device,
@@ -196,32 +242,10 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
         noshift_gan = timed("no-shift gan", lambda: train(noshift_gan, runs / "no-shift"))
         noshift = generated_separation(noshift_gan, oracle, n=N_GENERATED[args.preset], seed=args.seed)
 
-    gan_path = (args.gan or runs / "gan").resolve()  # recorded, so that the encoder run reloads on its own
-    encoder_config = replace(ENCODER_PRESETS[args.preset], seed=args.seed, gan=str(gan_path))
-    encoder = timed("encoder", lambda: train(PerturbEncoder(encoder_config, device=device, gan=gan), runs / "encoder"))
-    test = build_dataset(c.dataset, size=c.resolution, split="test", seed=args.seed)
-    real = timed("real images", lambda: real_image_scores(encoder, test, n=N_REAL[args.preset]))
-    if args.chunks:  # the thesis' protocol as well: a fresh encoder per chunk of 100 test images
-        chunked = timed("encoder chunks", lambda: real_image_scores(encoder, test, n=N_REAL[args.preset], chunks=True,
-                                                                    baselines=()))
-        real = pd.concat([real, chunked], ignore_index=True)
-    iou = dict(zip(real["method"], real["iou"]))
-
-    n_quality = N_QUALITY[args.preset]
-    reals = torch.stack([test[i]["image"] for i in range(min(n_quality, len(test)))])
-    quality = timed("quality", lambda: image_quality(reals, generated_composites(gan, n_quality, seed=args.seed),
-                                                     network=network, inception_score=False))
-    so_quality = None
-    if args.single_output:
-        from workbench.methods.stylegan import SingleOutputGAN
-
-        seed_everything(c.seed)
-        so_gan = timed("single-output gan", lambda: train(SingleOutputGAN(c, device=device), runs / "single-output"))
-        so_quality = image_quality(reals, generated_composites(so_gan, n_quality, seed=args.seed), network=network,
-                                   inception_score=False)
+    iou, quality, so_quality = ({}, None, None) if args.generated_only else encoder_and_quality(args, gan, network, runs,
+                                                                                            timed, device)
     total = (time.perf_counter() - start) / 60
 
-    fid, kid = quality["fid_label"], quality["kid_label"]
     rows = [
         ("3.1", "generated-mask IoU vs oracle (detected)", generated["gen_mask_iou"]),
         ("3.1", "full-mask reference IoU (detected)", generated["full_mask_ref_iou"]),
@@ -229,18 +253,19 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
         ("3.1", "generated-mask IoU vs oracle (all)", generated["gen_mask_iou_all"]),
         ("3.1", "mean generated mask area", generated["gen_mask_area"]),
         *separation_rows(separation, reference, noshift),
-        ("3.2", f"{fid}, layered GAN", quality["fid"]),
-        ("3.2", f"{kid} ×10³, layered GAN", 1e3 * quality["kid_mean"]),
-        *([("3.2", f"{fid}, single-output GAN", so_quality["fid"]),
-           ("3.2", f"{kid} ×10³, single-output GAN", 1e3 * so_quality["kid_mean"])] if so_quality else []),
+        *quality_rows("layered GAN", quality), *quality_rows("single-output GAN", so_quality),
         *[("3.3", f"{name} IoU (test split)", value) for name, value in iou.items()],
         ("-", "oracle IoU on the test split (its own accuracy)", oracle_iou),
     ]
     table = pd.DataFrame(rows, columns=["table", "measure", "value"])
     metrics = {"gen_mask_iou": generated["gen_mask_iou"], "full_mask_ref_iou": generated["full_mask_ref_iou"],
-               **separation_metrics(separation, reference, noshift), "encoder_iou": iou["encoder"], "grabcut_iou": iou.get("grabcut"),
-               "full_iou": iou.get("full"), **({"encoder_chunks_iou": iou["encoder (chunks)"]} if args.chunks else {}), "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
-               **({"so_fid": so_quality["fid"]} if so_quality else {}), "oracle_iou": oracle_iou,
+               **separation_metrics(separation, reference, noshift),
+               **({} if args.generated_only else {
+                   "encoder_iou": iou["encoder"], "grabcut_iou": iou.get("grabcut"), "full_iou": iou.get("full"),
+                   **({"encoder_chunks_iou": iou["encoder (chunks)"]} if args.chunks else {}),
+                   "fid_kind": network.kind.replace(" ", "_"), "fid": quality["fid"],
+                   **({"so_fid": so_quality["fid"]} if so_quality else {})}),
+               "oracle_iou": oracle_iou,
                "discriminator": c.discriminator, "ablation": args.ablation if args.gan is None else "as-trained",
                "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, ablation {args.ablation}, {c.steps} GAN steps, "
@@ -249,6 +274,6 @@ def perturbgan_bench(args: argparse.Namespace) -> BenchResult:
              f"{torch.get_num_threads()} threads",
              f"detected = the oracle's mask covers >= 1% of the composite; {generated['n']} composites",
              *separation_notes(separation, reference, noshift),
-             f"features: {network.kind}" + ("" if network.is_inception else
-                                            " — not Inception: comparable between runs of this bench only")]
+             ("--generated-only: no encoder, no FID/KID" if network is None else f"features: {network.kind}" +
+              ("" if network.is_inception else " — not Inception: comparable between runs of this bench only"))]
     return BenchResult(name="perturbgan", table=table, metrics=metrics, notes=notes)

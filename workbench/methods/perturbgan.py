@@ -55,7 +55,7 @@ from typing import Literal
 
 import torch
 
-from workbench.losses import WGANGP, Hinge
+from workbench.losses import WGANGP, Hinge, NonSaturatingR1
 from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
 from workbench.nets.discriminators import EfficientNetPyramid, ProjectedDiscriminator
 from workbench.nets.layered import LayeredGenerator, Layers
@@ -105,8 +105,9 @@ class PerturbGANConfig(TrainConfig):
     discriminator: Literal["style", "projected"] = "style"  # style: the thesis' StyleGAN D on pixels; projected: Projected-GAN D on frozen ImageNet EfficientNet-Lite0 features (issue 16 diagnostic)
     disc_input_size: int = 64  # projected: side in pixels the images are bilinearly resized to before the EfficientNet pyramid
     disc_width: int = 64  # projected: channels of the first conv of each mini discriminator (Projected GAN: 64)
-    d_loss: Literal["auto", "wgan-gp", "hinge"] = "auto"  # auto: wgan-gp (eq. 3.6) with the style D, hinge (Projected GAN's; a deviation) with the projected D
+    d_loss: Literal["auto", "wgan-gp", "hinge", "nonsaturating-r1"] = "auto"  # auto: wgan-gp (eq. 3.6) with the style D, hinge (Projected GAN's; a deviation) with the projected D; nonsaturating-r1: StyleGAN's own loss (issue 16 rung, a deviation)
     gp_weight: float = 10.0  # λ of eq. (3.6)
+    r1_weight: float = 5.0  # nonsaturating-r1 only: weight of E[‖∇D(x)‖²] on reals (StyleGAN's γ = 10, written γ/2)
     drift: float = 0.001  # ε of eq. (3.6)
     lr: float = 1.5e-3  # Adam learning rate of both networks (thesis: 1e-3, and 1.5e-3 at 128 px)
     betas: tuple[float, float] = (0.0, 0.99)  # Adam (β₁, β₂)
@@ -245,10 +246,13 @@ class PerturbGAN(Method):
                                       max_width=max(4 * c.disc_width, 64), seed=c.seed)
 
     def build_loss(self):
-        """The adversarial loss: WGAN-GP with the drift term (eq. 3.6), or the hinge loss (``d_loss``)."""
+        """The adversarial loss: WGAN-GP with the drift term (eq. 3.6), the hinge loss, or StyleGAN's
+        non-saturating logistic loss with R1 on the reals (``d_loss``)."""
         c = self.config
         if c.adversarial_loss == "hinge":
             return Hinge()
+        if c.adversarial_loss == "nonsaturating-r1":
+            return NonSaturatingR1(r1_weight=c.r1_weight)
         return WGANGP(gp_weight=c.gp_weight, drift=c.drift)
 
     def critic(self, images: torch.Tensor) -> torch.Tensor:
