@@ -450,3 +450,48 @@ def test_real_copy_paste_negatives_move_the_masked_region_and_keep_the_original(
     assert torch.equal(copies[..., corner], real[..., corner])
     stats = gan.discriminator_step({"image": torch.rand(4, 3, 18, 18)})
     assert torch.isfinite(stats["loss"])
+
+
+# progressive growing (section 3.3)
+
+GROWING = replace(SMOKE, grow_from=8, images_per_scale=16, steps=8)  # batch 4: four steps per scale
+
+
+def test_growing_schedule_doubles_every_scale_and_fades_in_the_first_half():
+    method = fresh(GROWING)
+    assert [method.stage(step) for step in range(9)] == [(8, 1.0)] * 4 + [(16, 0.0), (16, 0.5)] + [(16, 1.0)] * 3
+    # the fade takes the new scale's first half; 16 px is R, so it stays
+    assert fresh().stage(0) == (R, 1.0)  # no growing: R from the start
+    paper = PRESETS["paper"]
+    assert paper.grow_from == 8 and paper.images_per_scale == 1_200_000  # section 3.3
+    assert paper.steps * paper.batch_size == 5 * paper.images_per_scale  # 8, 16, 32, 64, 128 px
+    with pytest.raises(ValueError, match="grow_from"):
+        replace(SMOKE, grow_from=16)
+    with pytest.raises(ValueError, match="style discriminator"):
+        replace(SMOKE, grow_from=8, discriminator="projected")
+
+
+def test_growing_trains_at_the_stage_with_a_stage_sized_shift(monkeypatch):
+    method = fresh(GROWING)
+    seen = {}
+    critic = method.critic
+    monkeypatch.setattr(method, "critic", lambda x: seen.setdefault("sizes", []).append(x.shape[-1]) or critic(x))
+    stats = method.generator_step(None)
+    assert stats["stage"] == 8 and seen["sizes"] == [8]
+    real = method.real_images({"image": Memory.images[:2]})  # cropped at R, pooled to the stage
+    assert real.shape == (2, 3, 8, 8) and real.min() >= -1 and real.max() <= 1
+    method.step = 5  # 16 px, half faded in
+    stats = method.discriminator_step({"image": Memory.images[:4]})
+    assert seen["sizes"][-1] == 16 and method.discriminator.fade == 0.5
+    assert method.generate(2)["composite"].shape == (2, 3, R, R)  # callers always get R
+
+
+def test_a_growing_run_reloads_at_its_stage(tmp_path):
+    out = tmp_path / "run"
+    method = fresh(replace(GROWING, steps=5))
+    Trainer(method, out_dir=out, progress=False, tensorboard=False).fit()
+    loaded = load_method(out)
+    assert loaded.step == 5 and loaded.stage() == (16, 0.5)
+    assert any(key.startswith("grow_from_rgb.") for key in loaded.discriminator.state_dict())
+    image = loaded.generate(2, seed=0)["composite"]
+    assert torch.allclose(image, method.generate(2, seed=0)["composite"], atol=1e-6)

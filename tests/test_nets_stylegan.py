@@ -213,3 +213,56 @@ def test_discriminator_accepts_odd_batches():
     torch.manual_seed(0)
     D = StyleDiscriminator(resolution=8, width=4, max_width=8, mbstd_group=4)
     assert D(torch.rand(6, 3, 8, 8)).shape == (6,) and D(torch.rand(3, 3, 8, 8)).shape == (3,)
+
+
+# progressive growing (section 3.3)
+
+
+def test_growing_generator_synthesises_at_the_stage_and_repeats_pixels_to_r():
+    G = generator(resolution=32)
+    z = torch.randn(3, 8)
+    G.grow(8)
+    image = G(z, noise="const")  # (3, 3, 32, 32)
+    assert image.shape == (3, 3, 32, 32)
+    small = torch.nn.functional.avg_pool2d(image, 4)  # (3, 3, 8, 8)
+    assert torch.allclose(torch.nn.functional.interpolate(small, scale_factor=4, mode="nearest"), image, atol=1e-6)
+    G.grow(32)
+    assert not torch.allclose(G(z, noise="const"), image)  # the 16- and 32-px layers add detail
+    with pytest.raises(ValueError, match="stage"):
+        G.grow(12)
+
+
+def test_growing_generator_fades_the_newest_resolution_in():
+    G = generator(resolution=16)
+    for rgb in G.to_rgb:
+        torch.nn.init.normal_(rgb.weight)  # to-RGB outputs at every resolution, so that each one shows
+    z = torch.randn(2, 8)
+    G.grow(16, 0.0)
+    faded_out = G(z, noise="const")
+    G.grow(8)
+    stage8 = torch.nn.functional.interpolate(G(z, noise="const")[..., ::2, ::2], scale_factor=2, mode="bilinear",
+                                             align_corners=False)  # the 8-px image, bilinearly up as the skip sum does
+    assert torch.allclose(faded_out, stage8, atol=1e-5)
+    G.grow(16, 0.5)
+    half = G(z, noise="const")
+    G.grow(16, 1.0)
+    assert torch.allclose(half, (faded_out + G(z, noise="const")) / 2, atol=1e-5)  # linear in α
+
+
+def test_growing_discriminator_reads_each_stage_and_fades_from_the_one_below():
+    torch.manual_seed(0)
+    D = StyleDiscriminator(resolution=32, width=4, max_width=8, grow_from=8)
+    assert set(D.grow_from_rgb) == {"8", "16"}
+    x16 = torch.randn(4, 3, 16, 16)
+    D.grow(0.0)
+    at_fade0 = D(x16)  # the 16-px block faded out: D reads the pooled 8-px image
+    D.grow(1.0)
+    assert torch.allclose(at_fade0, D(torch.nn.functional.avg_pool2d(x16, 2)), atol=1e-5)
+    assert not torch.allclose(at_fade0, D(x16))
+    assert D(torch.randn(4, 3, 32, 32)).shape == (4,)
+    with pytest.raises(ValueError, match="not 4 px"):
+        D(torch.randn(4, 3, 4, 4))
+    plain = StyleDiscriminator(resolution=32, width=4, max_width=8)
+    assert not any("grow_from_rgb" in key for key in plain.state_dict())  # checkpoints without growing keep their keys
+    with pytest.raises(ValueError, match="grow_from"):
+        StyleDiscriminator(resolution=32, width=4, max_width=8, grow_from=32)

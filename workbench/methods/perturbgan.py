@@ -43,17 +43,26 @@ autoencoded one). They look as real as the data but for the ghost a wrong layeri
 learns that cue without the generator's quality gap in the way. Only the masks of the generator are
 used, no label.
 
+Progressive growing (``grow_from``, section 3.3): training starts at ``grow_from`` × ``grow_from``
+pixels (thesis: 8) and doubles the resolution every ``images_per_scale`` real images (thesis:
+1.2M), the first half of each new scale fading its layers in (ProGAN's schedule, :meth:`PerturbGAN.stage`).
+At a stage r < R the generator's layers are average-pooled to r, the reals (cropped at R) too, and
+the shift is δ·r, "resolution-dependent" as the thesis says. One batch size for every scale (the
+thesis: 256 at 8 px down to 32); ``grow_from=0`` trains every resolution from the start.
+
 Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
 layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99), 6M real images: 1.2M for each of the
-thesis' five scales), without progressive growing (see ``workbench.nets.stylegan``). ``small`` is 32 px on ``synthetic:anywhere`` (one object anywhere; issue 16) for a CPU; ``smoke`` seconds.
+thesis' five scales 8 … 128 px, grown progressively). ``small`` is 32 px on ``synthetic:anywhere`` (one object anywhere; issue 16) for a CPU; ``smoke`` seconds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from workbench.losses import WGANGP, Hinge, NonSaturatingR1
 from workbench.methods.base import Method, Phase, TrainConfig, evaluating, tile_rows
@@ -83,7 +92,8 @@ def check_background(background: str, dataset: str) -> None:
 
 @dataclass
 class PerturbGANConfig(TrainConfig):
-    """PerturbGAN options; the defaults are the ``paper`` preset (section 3.3, setting (a) of table 3.1)."""
+    """PerturbGAN options; the defaults are the ``paper`` preset (section 3.3, setting (a) of table 3.1) but for
+    ``grow_from`` (0, so that configs saved before growing existed load as they trained)."""
 
     dataset: str = "synthetic:easy"  # real images (e.g. folder:PATH for an LSUN category exported as images)
     resolution: int = 128  # image side in pixels (8 … 256)
@@ -99,6 +109,8 @@ class PerturbGANConfig(TrainConfig):
     bg_jitter: bool = False  # ablation (d): background contrast jitter in (0.7, 1.3)
     random_crop: bool = True  # resize reals to 1.125·R and crop R at random (False: ablation (e), plain resize)
     single_generator: bool = False  # ablation (h): one generator with 7 outputs
+    grow_from: int = 0  # progressive growing: first resolution (section 3.3 and ``paper``: 8); 0 trains every resolution from the start
+    images_per_scale: int = 1_200_000  # growing: real images per resolution, the first half of a new one fading in
     mixing: float = 0.9  # style-mixing probability
     background: Literal["generated", "true"] = "generated"  # "true": issue-16 oracle rung, B = true empty backgrounds of the scenes, not G_B(z)
     real_copy_paste: bool = False  # workbench addition (issue 16): D also sees real images with a generated mask's region moved, original left (MOVE's x̃_δ)
@@ -129,6 +141,13 @@ class PerturbGANConfig(TrainConfig):
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
         check_background(self.background, self.dataset)
+        if self.grow_from and (self.grow_from not in RESOLUTIONS or self.grow_from >= self.resolution):
+            raise ValueError(f"grow_from must be 0 or a resolution of {RESOLUTIONS} below {self.resolution}, "
+                             f"got {self.grow_from}")
+        if self.grow_from and self.discriminator == "projected":
+            raise ValueError("progressive growing (grow_from) needs the style discriminator; set grow_from=0")
+        if self.images_per_scale < 1:
+            raise ValueError(f"images_per_scale must be >= 1, got {self.images_per_scale}")
         if self.disc_input_size < 32 or self.disc_width < 1:
             raise ValueError(f"disc_input_size must be >= 32 and disc_width >= 1, got {self.disc_input_size}, "
                              f"{self.disc_width}")
@@ -142,7 +161,7 @@ class PerturbGANConfig(TrainConfig):
 
 
 PRESETS: dict[str, PerturbGANConfig] = {
-    "paper": PerturbGANConfig(),
+    "paper": PerturbGANConfig(grow_from=8),
     "small": PerturbGANConfig(dataset="synthetic:anywhere", resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
                               min_mask=0.15, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                               sample_every=500, checkpoint_every=1000),
@@ -240,7 +259,8 @@ class PerturbGAN(Method):
         """The StyleGAN discriminator on pixels, or the projected one on the pyramid's four maps."""
         c = self.config
         if self.disc_features is None:
-            return StyleDiscriminator(resolution=c.resolution, width=c.width, max_width=c.max_width)
+            return StyleDiscriminator(resolution=c.resolution, width=c.width, max_width=c.max_width,
+                                      grow_from=c.grow_from)
         pyramid = self.disc_features
         return ProjectedDiscriminator(channels=pyramid.channels, sizes=pyramid.sizes(c.resolution), width=c.disc_width,
                                       max_width=max(4 * c.disc_width, 64), seed=c.seed)
@@ -273,10 +293,43 @@ class PerturbGAN(Method):
         return build_dataset(c.dataset, size=size, split="train", seed=c.seed)
 
     def real_images(self, batch: dict) -> torch.Tensor:
-        """Real images (B, 3, R, R) in [-1, 1]: a random R crop of the 1.125·R image (section 3.3)."""
+        """Real images (B, 3, r, r) in [-1, 1]: a random R crop of the 1.125·R image (section 3.3), average-pooled
+        to the growing stage r (R without growing)."""
         x = batch["image"]  # (B, 3, S, S) in [0, 1]
         x = resize_random_crop(x, size=self.config.resolution, scale=CROP_SCALE if self.config.random_crop else 1.0)
-        return x * 2 - 1
+        return self.to_stage(x * 2 - 1)
+
+    # progressive growing
+
+    def stage(self, step: int | None = None) -> tuple[int, float]:
+        """(resolution r, fade α) of the growing schedule after ``step`` iterations (default: ``self.step``).
+
+        Scale k ≥ 0 (r = grow_from·2^k, at most R) covers real images [k·N, (k+1)·N) with N =
+        ``images_per_scale``; a scale k ≥ 1 fades in over its first N/2 images (α from 0 to 1), then
+        trains with α = 1 (ProGAN, as StyleGAN and section 3.3). Without growing: (R, 1).
+        """
+        c = self.config
+        if not c.grow_from:
+            return c.resolution, 1.0
+        images = (self.step if step is None else step) * c.batch_size
+        k = min(images // c.images_per_scale, int(math.log2(c.resolution // c.grow_from)))
+        fade = 1.0 if k == 0 else min(1.0, (images - k * c.images_per_scale) / (c.images_per_scale / 2))
+        return c.grow_from * 2**k, fade
+
+    def apply_stage(self) -> int:
+        """Set the generator (and its average) and the discriminator to :meth:`stage`; return r."""
+        r, fade = self.stage()
+        if self.config.grow_from:
+            for generator in {id(g): g for g in (self.generator, self.averaged("generator"))}.values():
+                generator.grow(r, fade)
+            self.discriminator.grow(fade)
+        return r
+
+    def to_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, R, R) -> (B, C, r, r) at the current growing stage r by average pooling (exact on the generator's
+        pixel-repeated output); unchanged at R."""
+        r = self.generator.stage if self.config.grow_from else x.shape[-1]
+        return x if r == x.shape[-1] else F.avg_pool2d(x, x.shape[-1] // r)
 
     # the model
 
@@ -289,18 +342,20 @@ class PerturbGAN(Method):
         """Shifted composites x̂ (n, 3, R, R) of fresh codes, and their layers (global RNG)."""
         c = self.config
         z = torch.randn(n, c.z_dim, device=self.device)  # (n, z_dim)
-        layers = self.with_true_background(self.generator(z, mixing=c.mixing))
-        offset = random_offsets(n, max_shift=c.max_shift, size=c.resolution, device=self.device)  # (n, 2)
+        layers = self.with_true_background(self.generator(z, mixing=c.mixing))  # (n, C, R, R) each
+        layers = Layers(*map(self.to_stage, layers))  # (n, C, r, r) at a growing stage r
+        size = layers.mask.shape[-1]
+        offset = random_offsets(n, max_shift=c.max_shift, size=size, device=self.device)  # (n, 2): δ·r
         return self.composite(layers, offset, jitter=c.bg_jitter), layers
 
     def copy_paste_negatives(self, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Real images (B, 3, R, R) with the region of the generated masks (B, 1, R, R) moved by a non-zero
         Δ and pasted back, the original left in place (x̃_δ of section 5.2.3; ``real_copy_paste``)."""
         c = self.config
-        offset = random_offsets(real.shape[0], max_shift=c.max_shift or 0.125, size=c.resolution,
-                                device=self.device)  # (B, 2)
+        size = real.shape[-1]  # R, or the growing stage
+        offset = random_offsets(real.shape[0], max_shift=c.max_shift or 0.125, size=size, device=self.device)  # (B, 2)
         still = (offset == 0).all(dim=1)  # (B,): a zero shift would label a real image fake
-        offset[still, 1] = max(1, round((c.max_shift or 0.125) * c.resolution))
+        offset[still, 1] = max(1, round((c.max_shift or 0.125) * size))
         return copy_paste(image=real, mask=mask, offset=offset)
 
     # phases
@@ -312,7 +367,8 @@ class PerturbGAN(Method):
 
     def discriminator_step(self, batch: dict) -> dict:
         """Minimise eq. (3.6) (or the hinge loss) on real images against fresh shifted composites."""
-        real = self.real_images(batch)  # (B, 3, R, R)
+        self.apply_stage()
+        real = self.real_images(batch)  # (B, 3, r, r): r = R but while growing
         with torch.no_grad():
             fake, layers = self.fakes(real.shape[0])
             if self.config.real_copy_paste:  # (2B, 3, R, R): the fakes, then the copy-paste negatives
@@ -327,6 +383,7 @@ class PerturbGAN(Method):
     def generator_step(self, batch: None) -> dict:
         """Minimise eq. (3.5): -E[D(x̂)] + γ₁ L_size + γ₂ L_binary."""
         c = self.config
+        r = self.apply_stage()
         fake, layers = self.fakes(c.batch_size)
         adversarial = self.loss.generator(self.critic(fake))  # through the frozen pyramid for the projected D
         size = size_loss(layers.mask, min_area=c.min_mask)
@@ -336,7 +393,8 @@ class PerturbGAN(Method):
         loss.backward(inputs=list(self.generator.parameters()))  # G only: D's weight gradients are not needed
         self.opt_g.step()
         return {"loss": loss.detach(), "adversarial": adversarial.detach(), "size": size.detach(),
-                "binary": binary.detach(), "mask_area": layers.mask.detach().mean()}
+                "binary": binary.detach(), "mask_area": layers.mask.detach().mean(),
+                **({"stage": float(r), "fade": self.stage()[1]} if c.grow_from else {})}
 
     # samples
 
@@ -352,6 +410,7 @@ class PerturbGAN(Method):
         c = self.config
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         z = torch.randn(n, c.z_dim, generator=g).to(self.device)  # (n, z_dim)
+        self.apply_stage()  # while growing, the layers of stage r come pixel-repeated to R
         with evaluating(self.averaged("generator") if ema else self.module("generator")) as generator:
             layers = generator(z, truncation=truncation, noise=noise)
         layers = self.with_true_background(layers, g)

@@ -76,6 +76,16 @@ class LayeredGenerator(nn.Module):
         """The pair's mean styles (num_ws, w_dim): every generator's ``w_avg`` repeated over its layers."""
         return torch.cat([g.w_avg.expand(g.num_ws, -1) for g in self.generators])
 
+    @property
+    def stage(self) -> int:
+        """The progressive-growing stage resolution (R when not growing)."""
+        return self.generators[0].stage
+
+    def grow(self, stage: int, fade: float = 1.0) -> None:
+        """Progressive growing: every generator synthesises at ``stage`` (see :meth:`StyleGenerator.grow`)."""
+        for generator in self.generators:
+            generator.grow(stage, fade)
+
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> Layers:
         """Styles (B, num_ws, w_dim) -> :class:`Layers`."""
         if ws.shape[1] != self.num_ws:

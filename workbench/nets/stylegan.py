@@ -8,8 +8,13 @@ affine map of w (so a block takes two style vectors, and the thesis' encoder pre
 2 AdaIN layers" codes per generator at 64 px). Every
 resolution has a 1×1 to-RGB(A) head and the outputs are summed after upsampling (StyleGAN2's
 skip outputs), so ``out_channels`` may be 3 (an image), 4 (foreground + mask) or 7 (all three
-layers). There is no progressive growing: every resolution trains from the start (the skip
-outputs give the low resolutions a direct path, which is what growing was for).
+layers). Progressive growing (section 3.3: from 8×8, ProGAN's schedule) is a state set by
+:meth:`StyleGenerator.grow` and :meth:`StyleDiscriminator.grow`: the generator stops at the stage
+resolution r, the newest to-RGB output faded in by α, and repeats each pixel to R×R so that
+every caller still gets R×R (average-pooling it back to r is exact); the discriminator reads
+r×r images through its own from-RGB at r, the next one down faded out by 1 - α. Without
+``grow`` (stage R, α = 1) every resolution trains from the start, and the skip outputs give the
+low resolutions a direct path.
 
 Everything uses the equalised learning rate of ProGAN/StyleGAN: weights are drawn N(0, 1) and
 scaled at run time by He's constant, so Adam's steps are the same relative size in every layer;
@@ -230,17 +235,31 @@ class StyleGenerator(StyleCodes):
             self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
             self.to_rgb.append(EqualConv2d(c, out_channels, 1))
         self.num_ws = len(self.layers)
+        self.stage, self.fade = resolution, 1.0  # progressive growing: see grow()
+
+    def grow(self, stage: int, fade: float = 1.0) -> None:
+        """Synthesise at ``stage`` × ``stage`` (4 … R), the newest to-RGB output scaled by ``fade`` α ∈ [0, 1]
+        (ProGAN's fade-in, in StyleGAN2's skip form); the image is still returned at R × R."""
+        if stage not in self.widths or not 0 <= fade <= 1:
+            raise ValueError(f"stage must be one of {sorted(self.widths)} and fade in [0, 1], got {stage}, {fade}")
+        self.stage, self.fade = stage, float(fade)
 
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
         """Styles (B, num_ws, w_dim) -> image (B, out_channels, R, R); ``noise`` is random, const or none."""
         self.check_styles(ws, noise)
         x = self.const.expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
         out = None
-        for i, to_rgb in enumerate(self.to_rgb):
+        for i, (r, to_rgb) in enumerate(zip(self.widths, self.to_rgb)):
+            if r > self.stage:
+                break
             x = self.layers[2 * i](x, ws[:, 2 * i], noise=noise)
             x = self.layers[2 * i + 1](x, ws[:, 2 * i + 1], noise=noise)  # (B, C_r, r, r)
             rgb = to_rgb(x)  # (B, out_channels, r, r)
+            if r == self.stage and out is not None:
+                rgb = self.fade * rgb  # growing: the newest resolution fades in
             out = rgb if out is None else F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False) + rgb
+        if self.stage < self.resolution:  # (B, C, R, R): each pixel repeated, so pooling back to the stage is exact
+            out = F.interpolate(out, scale_factor=self.resolution // self.stage, mode="nearest")
         return out
 
 
@@ -277,13 +296,19 @@ class StyleDiscriminator(nn.Module):
     """
 
     def __init__(self, *, resolution: int, in_channels: int = 3, width: int = 64, max_width: int = 512,
-                 num_classes: int = 0, mbstd_group: int = 4, architecture: str = "plain"):
+                 num_classes: int = 0, mbstd_group: int = 4, architecture: str = "plain", grow_from: int = 0):
         super().__init__()
         if architecture not in DISCRIMINATOR_ARCHITECTURES:
             raise ValueError(f"architecture must be one of {DISCRIMINATOR_ARCHITECTURES}, got {architecture!r}")
         widths = channel_widths(resolution, width=width, max_width=max_width)
         self.resolution, self.architecture = resolution, architecture
         self.from_rgb = EqualConv2d(in_channels, widths[resolution], 1)
+        if grow_from and (grow_from not in widths or grow_from >= resolution):
+            raise ValueError(f"grow_from must be a resolution in {sorted(widths)[:-1]}, got {grow_from}")
+        # progressive growing: one more from-RGB per resolution grow_from … R/2 (ProGAN); none without it
+        self.grow_from_rgb = nn.ModuleDict({str(r): EqualConv2d(in_channels, c, 1) for r, c in widths.items()
+                                            if grow_from and grow_from <= r < resolution})
+        self.fade = 1.0  # progressive growing: weight of the newest block; see grow()
         self.blocks = nn.ModuleList()
         self.block_resolutions = [r for r in sorted(widths, reverse=True) if r > 4]
         for r in self.block_resolutions:
@@ -299,17 +324,40 @@ class StyleDiscriminator(nn.Module):
         self.embed = EqualLinear(num_classes, c4) if num_classes else None
         self.num_classes = num_classes
 
+    def grow(self, fade: float = 1.0) -> None:
+        """Progressive growing: images of a stage r < R are read by the from-RGB at r (built by ``grow_from``);
+        the first block's output is α·block + (1 - α)·from-RGB(pooled image) at r/2 with α = ``fade``."""
+        if not 0 <= fade <= 1:
+            raise ValueError(f"fade must be in [0, 1], got {fade}")
+        self.fade = float(fade)
+
+    def from_image(self, x: torch.Tensor) -> torch.Tensor:
+        """from-RGB of an image (B, C_in, r, r) at its own resolution r: R, or a growing stage."""
+        r = x.shape[-1]
+        conv = self.from_rgb if r == self.resolution else self.grow_from_rgb[str(r)] if str(r) in self.grow_from_rgb else None
+        if conv is None:
+            raise ValueError(f"this discriminator reads {self.resolution}-px images"
+                             + (f" and growing stages {sorted(map(int, self.grow_from_rgb))}" if self.grow_from_rgb else "")
+                             + f", not {r} px")
+        return lrelu(conv(x))  # (B, C_r, r, r)
+
     def blocks_down(self, x: torch.Tensor, *, stop: int = 4) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Run the blocks down to resolution ``stop``; yield each block's (first-conv activations
-        (B, C_r, r, r), output (B, C_{r/2}, r/2, r/2)). One loop for :meth:`trunk` and :meth:`encode`."""
-        x = lrelu(self.from_rgb(x))  # (B, C_R, R, R)
+        """Run the blocks from the image's resolution down to ``stop``; yield each block's (first-conv
+        activations (B, C_r, r, r), output (B, C_{r/2}, r/2, r/2)). One loop for :meth:`trunk` and :meth:`encode`.
+        At a growing stage below R with α < 1, the first output is faded with the pooled image's from-RGB."""
+        image, first = x, x.shape[-1]
+        x = self.from_image(x)  # (B, C_r, r, r)
         for r, block in zip(self.block_resolutions, self.blocks):
+            if r > first:
+                continue
             if r <= stop:
                 break
             skip = lrelu(block[0](x))  # (B, C_r, r, r)
             out = F.avg_pool2d(lrelu(block[1](skip)), 2)  # (B, C_{r/2}, r/2, r/2)
             if len(block) == 3:  # residual: (main + projected pooled input) / √2
                 out = (out + block[2](F.avg_pool2d(x, 2))) * math.sqrt(0.5)
+            if r == first < self.resolution and self.fade < 1:  # growing: the newest block fades in
+                out = self.fade * out + (1 - self.fade) * self.from_image(F.avg_pool2d(image, 2))
             x = out
             yield skip, x
 
@@ -318,7 +366,7 @@ class StyleDiscriminator(nn.Module):
         h = None
         for _, h in self.blocks_down(x, stop=stop):
             pass
-        return h if h is not None else lrelu(self.from_rgb(x))  # stop = R: no block runs
+        return h if h is not None else self.from_image(x)  # stop = R: no block runs
 
     def features(self, x: torch.Tensor, *, resolution: int = 8) -> torch.Tensor:
         """The discriminator's features at ``resolution`` (B, C, r, r): the D_feat of eq. (3.7)."""
