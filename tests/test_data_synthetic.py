@@ -219,18 +219,26 @@ def test_movable_preset_is_a_fair_test_of_movability():
     assert 0.5 < np.mean(cut) < 0.7
 
 
-def test_anywhere_is_one_contrasting_object_off_centre():
-    """`anywhere` (issue 16): exactly one object, no distractors, strong contrast, and not centred."""
-    plans = [draw_plan(i, preset="anywhere", split="test") for i in range(40)]
+@pytest.mark.parametrize("preset", ["anywhere", "plain"])
+def test_anywhere_and_plain_are_one_contrasting_object_off_centre(preset):
+    """`anywhere` and `plain` (issue 16): exactly one object, no distractors, strong contrast, and not centred."""
+    plans = [draw_plan(i, preset=preset, split="test") for i in range(40)]
     assert all(len(p.objects) == 1 and not p.distractors for p in plans)
-    masks = [render_scene(i, preset="anywhere", size=64, split="test")[1] for i in range(40)]
+    masks = [render_scene(i, preset=preset, size=64, split="test")[1] for i in range(40)]
     centres = np.array([np.argwhere(m).mean(0) / 64 for m in masks])  # (40, 2) in [0, 1]
     assert np.abs(centres - 0.5).max(axis=1).mean() > 0.12  # a centred blob does not fit them
-    contrast = np.mean([_contrast(*render_scene(i, preset="anywhere", size=64, split="test")) for i in range(20)])
+    contrast = np.mean([_contrast(*render_scene(i, preset=preset, size=64, split="test")) for i in range(20)])
     assert contrast > 0.25
-    components = [cv2.connectedComponents(render_scene(i, preset="anywhere", size=64)[1].astype(np.uint8))[0] - 1
+    components = [cv2.connectedComponents(render_scene(i, preset=preset, size=64)[1].astype(np.uint8))[0] - 1
                   for i in range(20)]
     assert max(components) == 1
+
+
+def test_plain_objects_are_flat_on_smooth_backgrounds():
+    """`plain`: every object one flat colour, every background flat or a gradient (no stripes, noise, texture)."""
+    plans = [draw_plan(i, preset="plain", split="train") for i in range(40)]
+    assert {p.objects[0].fill.kind for p in plans} == {"flat"}
+    assert {p.background.kind for p in plans} == {"flat", "gradient"}
 
 
 def test_scene_preset_of_a_spec():

@@ -312,6 +312,9 @@ def test_the_single_output_gan_of_table_3_2_trains_and_reloads(tmp_path):
     assert images.shape == (3, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
     loaded = load_method(tmp_path, method="stylegan")
     assert torch.equal(loaded.generate(3, seed=1)["composite"], images)
+    growing = SingleOutputGAN(replace(PRESETS["smoke"], grow_from=8, images_per_scale=8))  # table 3.2 grows too
+    Trainer(growing, out_dir=tmp_path / "growing", progress=False, tensorboard=False).fit(3)
+    assert growing.stage() == (16, 1.0) and growing.generate(2)["composite"].shape == (2, 3, 16, 16)
 
 
 # the projected discriminator (issue 16's diagnostic rung)

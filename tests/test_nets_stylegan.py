@@ -266,3 +266,13 @@ def test_growing_discriminator_reads_each_stage_and_fades_from_the_one_below():
     assert not any("grow_from_rgb" in key for key in plain.state_dict())  # checkpoints without growing keep their keys
     with pytest.raises(ValueError, match="grow_from"):
         StyleDiscriminator(resolution=32, width=4, max_width=8, grow_from=32)
+
+
+def test_rgb_init_scales_the_first_images_and_nothing_else():
+    z = torch.randn(16, 8)
+    full, scaled = generator(resolution=16), generator(resolution=16, rgb_init=0.1)  # the same seed
+    for a, b in zip(full.to_rgb, scaled.to_rgb):
+        torch.testing.assert_close(b.weight, 0.1 * a.weight)
+    assert all(torch.equal(p, q) for (n, p), (_, q) in zip(full.named_parameters(), scaled.named_parameters())
+               if not n.startswith("to_rgb.") or n.endswith("bias"))
+    torch.testing.assert_close(scaled(z, noise="const"), 0.1 * full(z, noise="const"))  # biases start at 0

@@ -118,6 +118,15 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
         contrast=(0.3, 0.7),
         noise=0.005,
     ),
+    "plain": SceneConfig(  # one flat object anywhere on a flat or gradient background: the layered GANs' easiest data
+        area=(0.08, 0.30),
+        object_fills=("flat",),
+        background_fills=("flat", "gradient"),
+        object_amplitude=(0.0, 0.0),
+        background_amplitude=(0.2, 0.5),
+        contrast=(0.3, 0.7),
+        noise=0.005,
+    ),
     "hard": SceneConfig(
         object_fills=("stripes", "noise", "texture", "texture"),
         background_fills=("stripes", "noise", "texture", "texture"),

@@ -109,6 +109,7 @@ class PerturbGANConfig(TrainConfig):
     bg_jitter: bool = False  # ablation (d): background contrast jitter in (0.7, 1.3)
     random_crop: bool = True  # resize reals to 1.125·R and crop R at random (False: ablation (e), plain resize)
     single_generator: bool = False  # ablation (h): one generator with 7 outputs
+    rgb_init: float = 1.0  # scale of the initial to-RGB weights (StyleGAN: 1; a workbench switch for short runs, issue 16)
     grow_from: int = 0  # progressive growing: first resolution (section 3.3 and ``paper``: 8); 0 trains every resolution from the start
     images_per_scale: int = 1_200_000  # growing: real images per resolution, the first half of a new one fading in
     mixing: float = 0.9  # style-mixing probability
@@ -218,7 +219,8 @@ class PerturbGAN(Method):
         """The layered generator of the config (two StyleGANs, or one with 7 outputs)."""
         c = self.config
         return LayeredGenerator(single=c.single_generator, resolution=c.resolution, width=c.width,
-                                max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers)
+                                max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim, mapping_layers=c.mapping_layers,
+                                rgb_init=c.rgb_init)
 
     def build_disc_features(self) -> EfficientNetPyramid | None:
         """The frozen ImageNet EfficientNet-Lite0 pyramid of the projected D (package weights, inputs resized to
