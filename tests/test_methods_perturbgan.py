@@ -248,6 +248,17 @@ def test_size_loss_is_eta_for_empty_masks_and_zero_for_full_ones(bias, size, are
     assert float(stats["binary"]) == pytest.approx(0.0, abs=1e-6)  # eq. (3.4): a binary mask costs nothing
 
 
+def test_max_mask_adds_the_upper_hinge_to_the_size_term():
+    method = fresh(replace(SMOKE, max_mask=0.4))
+    with torch.no_grad():
+        for to_rgb in method.generator.generators[1].to_rgb:
+            to_rgb.bias[3] = 60.0  # a full mask
+    torch.manual_seed(0)
+    assert float(method.generator_step(None)["size"]) == pytest.approx(0.6, abs=1e-6)  # 1 - θ_max
+    with pytest.raises(ValueError, match="below max_mask"):
+        replace(SMOKE, min_mask=0.5, max_mask=0.4)
+
+
 # real images
 
 

@@ -71,7 +71,7 @@ from workbench.nets.layered import LayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
 from workbench.ops.augment import contrast_jitter, resize_random_crop, scale_contrast
 from workbench.ops.composite import copy_paste, layered_composite
-from workbench.ops.mask_losses import binarization_loss, size_loss
+from workbench.ops.mask_losses import binarization_loss, max_size_loss, size_loss
 from workbench.ops.shift import random_offsets
 
 __all__ = ["PerturbGAN", "PerturbGANConfig", "PRESETS", "ABLATIONS", "apply_ablation", "CROP_SCALE"]
@@ -104,6 +104,7 @@ class PerturbGANConfig(TrainConfig):
     max_width: int = 512  # channel cap
     max_shift: float = 0.125  # δ as a fraction of the resolution (0: ablation (b), 0.25: ablation (c))
     min_mask: float = 0.25  # η of L_size, eq. (3.3) (thesis: 25% car, 20% horse, 15% chair/bird)
+    max_mask: float = 1.0  # workbench addition, not in the thesis (as chapter 4's): an upper hinge on the mask area (1 = off), weight γ₁
     size_weight: float = 2.0  # γ₁ (ablation (f): 10)
     binary_weight: float = 2.0  # γ₂
     bg_jitter: bool = False  # ablation (d): background contrast jitter in (0.7, 1.3)
@@ -137,8 +138,10 @@ class PerturbGANConfig(TrainConfig):
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
         if not 0 <= self.max_shift < 0.5:
             raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
-        if not 0 <= self.min_mask <= 1 or not 0 <= self.mixing <= 1:
-            raise ValueError("min_mask and mixing must be in [0, 1]")
+        if not 0 <= self.min_mask <= 1 or not 0 <= self.mixing <= 1 or not 0 < self.max_mask <= 1:
+            raise ValueError("min_mask and mixing must be in [0, 1], max_mask in (0, 1]")
+        if self.max_mask < 1 and self.min_mask >= self.max_mask:
+            raise ValueError(f"min_mask ({self.min_mask}) must be below max_mask ({self.max_mask})")
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
         check_background(self.background, self.dataset)
@@ -383,12 +386,14 @@ class PerturbGAN(Method):
         return stats
 
     def generator_step(self, batch: None) -> dict:
-        """Minimise eq. (3.5): -E[D(x̂)] + γ₁ L_size + γ₂ L_binary."""
+        """Minimise eq. (3.5): -E[D(x̂)] + γ₁ L_size + γ₂ L_binary (L_size with the upper hinge when ``max_mask`` < 1)."""
         c = self.config
         r = self.apply_stage()
         fake, layers = self.fakes(c.batch_size)
         adversarial = self.loss.generator(self.critic(fake))  # through the frozen pyramid for the projected D
         size = size_loss(layers.mask, min_area=c.min_mask)
+        if c.max_mask < 1:  # the workbench's upper hinge (max_mask), beside eq. (3.3)'s lower one
+            size = size + max_size_loss(layers.mask, max_area=c.max_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)
