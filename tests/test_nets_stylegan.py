@@ -276,3 +276,15 @@ def test_rgb_init_scales_the_first_images_and_nothing_else():
     assert all(torch.equal(p, q) for (n, p), (_, q) in zip(full.named_parameters(), scaled.named_parameters())
                if not n.startswith("to_rgb.") or n.endswith("bias"))
     torch.testing.assert_close(scaled(z, noise="const"), 0.1 * full(z, noise="const"))  # biases start at 0
+
+
+def test_rgb_init_leaves_the_layered_mask_logit_alone():
+    from workbench.nets.layered import LayeredGenerator
+
+    torch.manual_seed(0)
+    full = LayeredGenerator(resolution=16, **TINY)
+    torch.manual_seed(0)
+    scaled = LayeredGenerator(resolution=16, rgb_init=0.1, **TINY)
+    front, front_scaled = full.generators[1].to_rgb[0].weight, scaled.generators[1].to_rgb[0].weight  # (4, C, 1, 1)
+    torch.testing.assert_close(front_scaled[:3], 0.1 * front[:3])
+    assert torch.equal(front_scaled[3], front[3])  # the mask logit keeps StyleGAN's initial scale

@@ -54,10 +54,10 @@ class LayeredGenerator(nn.Module):
         super().__init__()
         self.single = single
         if single:
-            self.generators = nn.ModuleList([StyleGenerator(out_channels=7, **options)])
-        else:
+            self.generators = nn.ModuleList([StyleGenerator(out_channels=7, colour_channels=6, **options)])
+        else:  # the mask logit is the last channel; rgb_init scales the colours only
             self.generators = nn.ModuleList([StyleGenerator(out_channels=3, **options),
-                                             StyleGenerator(out_channels=4, **options)])
+                                             StyleGenerator(out_channels=4, colour_channels=3, **options)])
         first = self.generators[0]
         self.resolution, self.z_dim, self.w_dim, self.num_classes = first.resolution, first.z_dim, first.w_dim, first.num_classes
         self.num_ws = sum(g.num_ws for g in self.generators)

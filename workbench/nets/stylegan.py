@@ -219,15 +219,16 @@ class StyleGenerator(StyleCodes):
     ``num_ws`` = 2 per resolution (4×4 … R×R). ``w_avg`` tracks the mean style in training mode,
     for the truncation trick (ψ = ``truncation``; 1 disables it).
 
-    ``rgb_init`` scales the initial to-RGB weights (StyleGAN: 1). At 1 the summed skip outputs start
-    with a standard deviation of about 3.5 against real images' 0.4, and with the equalised learning
-    rate Adam moves a weight by about ``lr`` per step, so a short run spends its first thousand steps
-    shrinking the image (issue 16); a workbench switch, not StyleGAN's.
+    ``rgb_init`` scales the initial to-RGB weights of the first ``colour_channels`` outputs (default:
+    all; the layered generators leave their mask logit alone) (StyleGAN: 1). At 1 the summed skip
+    outputs start with a standard deviation of about 3.5 against real images' 0.4, and with the
+    equalised learning rate Adam moves a weight by about ``lr`` per step, so a short run spends its
+    first thousand steps shrinking the image (issue 16); a workbench switch, not StyleGAN's.
     """
 
     def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
                  mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
-                 w_avg_beta: float = 0.995, rgb_init: float = 1.0):
+                 w_avg_beta: float = 0.995, rgb_init: float = 1.0, colour_channels: int | None = None):
         super().__init__(resolution=resolution, out_channels=out_channels, z_dim=z_dim, w_dim=w_dim,
                          mapping_layers=mapping_layers, width=width, max_width=max_width, num_classes=num_classes,
                          w_avg_beta=w_avg_beta)
@@ -239,8 +240,8 @@ class StyleGenerator(StyleCodes):
                      else StyleLayer(c_in, c, w_dim=w_dim, resolution=r, up=True))
             self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
             self.to_rgb.append(EqualConv2d(c, out_channels, 1))
-            with torch.no_grad():
-                self.to_rgb[-1].weight.mul_(rgb_init)  # 1: StyleGAN; < 1 starts the image near zero (see the docstring)
+            with torch.no_grad():  # 1: StyleGAN; < 1 starts the colours near zero (see the docstring)
+                self.to_rgb[-1].weight[:out_channels if colour_channels is None else colour_channels].mul_(rgb_init)
         self.num_ws = len(self.layers)
         self.stage, self.fade = resolution, 1.0  # progressive growing: see grow()
 
