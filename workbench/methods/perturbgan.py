@@ -43,6 +43,11 @@ autoencoded one). They look as real as the data but for the ghost a wrong layeri
 learns that cue without the generator's quality gap in the way. Only the masks of the generator are
 used, no label.
 
+Short-run switches (workbench additions for issue 16, off by default, measured in docs/perturbgan.md):
+``rgb_init`` scales the generators' initial to-RGB colour weights (StyleGAN's start at std ≈ 3.5
+against the reals' 0.4, and a 3,000-step run never recovers the colours); ``max_mask`` adds chapter
+4's upper hinge on the mask area to L_size; ``d_loss="nonsaturating-r1"`` is StyleGAN's own loss.
+
 Progressive growing (``grow_from``, section 3.3): training starts at ``grow_from`` × ``grow_from``
 pixels (thesis: 8) and doubles the resolution every ``images_per_scale`` real images (thesis:
 1.2M), the first half of each new scale fading its layers in (ProGAN's schedule, :meth:`PerturbGAN.stage`).
