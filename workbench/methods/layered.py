@@ -198,6 +198,8 @@ class LayeredGAN(PerturbGAN):
     Config = LayeredConfig
     presets = PRESETS
 
+    growing = False  # chapter 4 trains its StyleGAN2 at R from the start (no grow_from)
+
     def __init__(self, config: LayeredConfig, *, device: str | torch.device = "cpu"):
         # matched before any network is drawn (counting draws random weights): the RNG stream of the measured runs
         self.discriminator_widths = discriminator_widths(config)

@@ -311,6 +311,11 @@ class PerturbGAN(Method):
 
     # progressive growing
 
+    @property
+    def growing(self) -> bool:
+        """Whether training grows progressively (``grow_from`` > 0)."""
+        return self.config.grow_from > 0
+
     def stage(self, step: int | None = None) -> tuple[int, float]:
         """(resolution r, fade α) of the growing schedule after ``step`` iterations (default: ``self.step``).
 
@@ -319,7 +324,7 @@ class PerturbGAN(Method):
         trains with α = 1 (ProGAN, as StyleGAN and section 3.3). Without growing: (R, 1).
         """
         c = self.config
-        if not c.grow_from:
+        if not self.growing:
             return c.resolution, 1.0
         images = (self.step if step is None else step) * c.batch_size
         k = min(images // c.images_per_scale, int(math.log2(c.resolution // c.grow_from)))
@@ -329,7 +334,7 @@ class PerturbGAN(Method):
     def apply_stage(self) -> int:
         """Set the generator (and its average) and the discriminator to :meth:`stage`; return r."""
         r, fade = self.stage()
-        if self.config.grow_from:
+        if self.growing:
             for generator in {id(g): g for g in (self.generator, self.averaged("generator"))}.values():
                 generator.grow(r, fade)
             self.discriminator.grow(fade)
@@ -338,7 +343,7 @@ class PerturbGAN(Method):
     def to_stage(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, R, R) -> (B, C, r, r) at the current growing stage r by average pooling (exact on the generator's
         pixel-repeated output); unchanged at R."""
-        r = self.generator.stage if self.config.grow_from else x.shape[-1]
+        r = self.generator.stage if self.growing else x.shape[-1]
         return x if r == x.shape[-1] else F.avg_pool2d(x, x.shape[-1] // r)
 
     # the model
@@ -406,7 +411,7 @@ class PerturbGAN(Method):
         self.opt_g.step()
         return {"loss": loss.detach(), "adversarial": adversarial.detach(), "size": size.detach(),
                 "binary": binary.detach(), "mask_area": layers.mask.detach().mean(),
-                **({"stage": float(r), "fade": self.stage()[1]} if c.grow_from else {})}
+                **({"stage": float(r), "fade": self.stage()[1]} if self.growing else {})}
 
     # samples
 

@@ -339,24 +339,24 @@ class StyleDiscriminator(nn.Module):
             raise ValueError(f"fade must be in [0, 1], got {fade}")
         self.fade = float(fade)
 
+    def is_stage(self, x: torch.Tensor) -> bool:
+        """Whether images (B, C, r, r) are a growing stage r < R (read by their own from-RGB, from block r on);
+        any other size goes through every block, as the U-Net discriminators' segmenters need."""
+        return str(x.shape[-1]) in self.grow_from_rgb
+
     def from_image(self, x: torch.Tensor) -> torch.Tensor:
-        """from-RGB of an image (B, C_in, r, r) at its own resolution r: R, or a growing stage."""
-        r = x.shape[-1]
-        conv = self.from_rgb if r == self.resolution else self.grow_from_rgb[str(r)] if str(r) in self.grow_from_rgb else None
-        if conv is None:
-            raise ValueError(f"this discriminator reads {self.resolution}-px images"
-                             + (f" and growing stages {sorted(map(int, self.grow_from_rgb))}" if self.grow_from_rgb else "")
-                             + f", not {r} px")
+        """from-RGB of images (B, C_in, r, r): the growing stage's own, else the main one."""
+        conv = self.grow_from_rgb[str(x.shape[-1])] if self.is_stage(x) else self.from_rgb
         return lrelu(conv(x))  # (B, C_r, r, r)
 
     def blocks_down(self, x: torch.Tensor, *, stop: int = 4) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Run the blocks from the image's resolution down to ``stop``; yield each block's (first-conv
         activations (B, C_r, r, r), output (B, C_{r/2}, r/2, r/2)). One loop for :meth:`trunk` and :meth:`encode`.
         At a growing stage below R with α < 1, the first output is faded with the pooled image's from-RGB."""
-        image, first = x, x.shape[-1]
+        image, stage = x, self.is_stage(x)
         x = self.from_image(x)  # (B, C_r, r, r)
         for r, block in zip(self.block_resolutions, self.blocks):
-            if r > first:
+            if stage and r > image.shape[-1]:  # a growing stage starts at its own block
                 continue
             if r <= stop:
                 break
@@ -364,7 +364,7 @@ class StyleDiscriminator(nn.Module):
             out = F.avg_pool2d(lrelu(block[1](skip)), 2)  # (B, C_{r/2}, r/2, r/2)
             if len(block) == 3:  # residual: (main + projected pooled input) / √2
                 out = (out + block[2](F.avg_pool2d(x, 2))) * math.sqrt(0.5)
-            if r == first < self.resolution and self.fade < 1:  # growing: the newest block fades in
+            if stage and r == image.shape[-1] and self.fade < 1:  # growing: the newest block fades in
                 out = self.fade * out + (1 - self.fade) * self.from_image(F.avg_pool2d(image, 2))
             x = out
             yield skip, x
