@@ -57,7 +57,7 @@ thesis: 256 at 8 px down to 32); ``grow_from=0`` trains every resolution from th
 
 Presets: ``paper`` is section 3.3 at 128 px (StyleGAN widths up to 512, z and w of 512, 8 mapping
 layers, batch 32, lr 1.5e-3 at 128 px, Adam (0, 0.99), 6M real images: 1.2M for each of the
-thesis' five scales 8 … 128 px, grown progressively). ``small`` is 32 px on ``synthetic:anywhere`` (one object anywhere; issue 16) for a CPU, with ``rgb_init=0.1``; ``smoke`` seconds.
+thesis' five scales 8 … 128 px, grown progressively). ``small`` is 32 px on ``synthetic:anywhere`` (one object anywhere; issue 16) for a CPU, with ``rgb_init=0.1`` and ``max_mask=0.4``; ``smoke`` seconds.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class PerturbGANConfig(TrainConfig):
 PRESETS: dict[str, PerturbGANConfig] = {
     "paper": PerturbGANConfig(grow_from=8),
     "small": PerturbGANConfig(dataset="synthetic:anywhere", resolution=32, z_dim=64, w_dim=64, mapping_layers=4, width=16, max_width=128,
-                              min_mask=0.15, rgb_init=0.1, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
+                              min_mask=0.15, max_mask=0.4, rgb_init=0.1, lr=1e-3, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                               sample_every=500, checkpoint_every=1000),
     "smoke": PerturbGANConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, width=8, max_width=16,
                               min_mask=0.15, lr=1e-3, ema_beta=0.9, samples=4, steps=4, batch_size=4, log_every=2,
