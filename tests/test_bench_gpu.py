@@ -165,3 +165,13 @@ def test_gpu_check_installs_what_is_missing_and_runs_the_bench(tmp_path):
     assert [(r["row"], r["status"]) for r in table] == [("dcgan", "ok"), ("ddp-nccl", "skipped"),
                                                          ("dcgan+bf16", "skipped"), ("dcgan+channels-last", "ok"),
                                                          ("dcgan+compile", "skipped")]
+
+
+def test_a_grown_preset_is_timed_at_its_final_resolution():
+    from workbench.bench.gpu import bench_config
+    from workbench.methods.dcgan import PRESETS as DCGAN
+    from workbench.methods.perturbgan import PRESETS
+
+    assert PRESETS["paper"].grow_from == 8 and bench_config(PRESETS["paper"]).grow_from == 0
+    assert bench_config(PRESETS["paper"], grow_from=16).grow_from == 16  # an explicit choice stays
+    assert bench_config(DCGAN["paper"]) == DCGAN["paper"]  # other methods unchanged

@@ -111,11 +111,14 @@ def free_memory(device: torch.device) -> None:
 
 
 def bench_config(config, **overrides):
-    """The preset with synthetic data where it names files, and ``overrides``."""
+    """The preset with synthetic data where it names files, and ``overrides``. A progressively grown
+    preset (PerturbGAN's ``paper``) is timed at its final resolution, where its long last scale trains."""
     names = {f.name for f in fields(config)}
     dataset = getattr(config, "dataset", None)
     if "dataset" in names and dataset and not dataset.startswith("synthetic"):
         overrides.setdefault("dataset", SYNTHETIC)
+    if getattr(config, "grow_from", 0):
+        overrides.setdefault("grow_from", 0)
     return replace(config, **overrides)
 
 
