@@ -146,6 +146,11 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def _listed(phrases: list[str]) -> str:
+    """"a", "a and b", "a, b, and c"."""
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + ", and " + phrases[-1]
+
+
 def separation_verdict(separation: dict[str, Any] | None) -> str | None:
     """Plain words, computed from the numbers: does the generator separate object from background, and
     if not, which figures miss their targets (:func:`workbench.eval.separation.separation_checks`),
@@ -179,10 +184,11 @@ def separation_verdict(separation: dict[str, Any] | None) -> str | None:
     }
     order = ("mask_diversity", "centroid_corr", "bg_object_area", "gen_mask_iou", "detected")
     failed = [said[key][False] for key in order if not ok[key]]
+    met = [said[key][True] for key in order[:-1] if ok[key]]  # "detected" is said only when it fails
     area = f"Mask area {_percent(s['mask_area'])} of the frame; true objects {_percent(s['true_area'])}."
     if failed:
-        listed = failed[0] if len(failed) == 1 else ", ".join(failed[:-1]) + ", and " + failed[-1]
-        return f"**It does not separate object from background**: {listed}. {area}"
+        rest = f" It meets the other targets: {_listed(met)}." if met else ""
+        return f"**It does not separate object from background**: {_listed(failed)}.{rest} {area}"
     return (f"**It separates object from background** on every target: {said['mask_diversity'][True]}, "
             f"{said['centroid_corr'][True]}, {said['bg_object_area'][True]}, and {said['gen_mask_iou'][True]}. "
             f"{area}")
