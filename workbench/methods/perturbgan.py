@@ -115,7 +115,7 @@ class PerturbGANConfig(TrainConfig):
     bg_jitter: bool = False  # ablation (d): background contrast jitter in (0.7, 1.3)
     random_crop: bool = True  # resize reals to 1.125·R and crop R at random (False: ablation (e), plain resize)
     single_generator: bool = False  # ablation (h): one generator with 7 outputs
-    rgb_init: float = 1.0  # scale of the initial to-RGB weights (StyleGAN: 1; a workbench switch for short runs, issue 16)
+    rgb_init: float = 1.0  # scale of the initial to-RGB colour weights, not the mask logit's (StyleGAN: 1; a workbench switch for short runs, issue 16)
     grow_from: int = 0  # progressive growing: first resolution (section 3.3 and ``paper``: 8); 0 trains every resolution from the start
     images_per_scale: int = 1_200_000  # growing: real images per resolution, the first half of a new one fading in
     mixing: float = 0.9  # style-mixing probability
