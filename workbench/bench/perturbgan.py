@@ -13,8 +13,8 @@ Reported: the generated-mask IoU against the oracle on detected composites with 
 reference IoU and the detected count (table 3.1), FID/KID of the composites (table 3.2), and the
 encoder's masks on the test split beside GrabCut and the full mask (table 3.3). ``--generated-only``
 stops after the generated layers (table 3.1, the separation figures and the ghost test), which is
-what the ladder of issue 16 needs, and saves the encoder and FID/KID phases (about 5 minutes at
-``small`` on an idle core).
+what the ladder of issue 16 needs, and saves the encoder and FID/KID phases (4.5 minutes of the
+measured ``small`` run).
 """
 
 from __future__ import annotations
