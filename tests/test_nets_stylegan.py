@@ -259,7 +259,11 @@ def test_growing_discriminator_reads_each_stage_and_fades_from_the_one_below():
     D.grow(1.0)
     assert torch.allclose(at_fade0, D(torch.nn.functional.avg_pool2d(x16, 2)), atol=1e-5)
     assert not torch.allclose(at_fade0, D(x16))
-    assert D(torch.randn(4, 3, 32, 32)).shape == (4,)
+    x32 = torch.randn(4, 3, 32, 32)
+    D.grow(0.0)  # the last scale, R itself, fades in the same way
+    at_r_fade0 = D(x32)
+    D.grow(1.0)
+    assert torch.allclose(at_r_fade0, D(torch.nn.functional.avg_pool2d(x32, 2)), atol=1e-5)
     plain = StyleDiscriminator(resolution=32, width=4, max_width=8)
     assert not any("grow_from_rgb" in key for key in plain.state_dict())  # checkpoints without growing keep their keys
     plain.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith("grow_from_rgb.")})

@@ -352,7 +352,7 @@ class StyleDiscriminator(nn.Module):
     def blocks_down(self, x: torch.Tensor, *, stop: int = 4) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Run the blocks from the image's resolution down to ``stop``; yield each block's (first-conv
         activations (B, C_r, r, r), output (B, C_{r/2}, r/2, r/2)). One loop for :meth:`trunk` and :meth:`encode`.
-        At a growing stage below R with α < 1, the first output is faded with the pooled image's from-RGB."""
+        While a stage (R included) fades in (α < 1), the first output is faded with the pooled image's from-RGB."""
         image, stage = x, self.is_stage(x)
         x = self.from_image(x)  # (B, C_r, r, r)
         for r, block in zip(self.block_resolutions, self.blocks):
@@ -364,7 +364,7 @@ class StyleDiscriminator(nn.Module):
             out = F.avg_pool2d(lrelu(block[1](skip)), 2)  # (B, C_{r/2}, r/2, r/2)
             if len(block) == 3:  # residual: (main + projected pooled input) / √2
                 out = (out + block[2](F.avg_pool2d(x, 2))) * math.sqrt(0.5)
-            if stage and r == image.shape[-1] and self.fade < 1:  # growing: the newest block fades in
+            if self.fade < 1 and r == image.shape[-1] and (stage or r == self.resolution):  # growing: the newest block fades in
                 out = self.fade * out + (1 - self.fade) * self.from_image(F.avg_pool2d(image, 2))
             x = out
             yield skip, x
