@@ -137,6 +137,16 @@ def test_size_loss_eq_3_3():
     assert size_loss(masks, min_area=0.2).item() == 0.0
 
 
+def test_bracket_size_loss_adds_the_upper_hinge_below_1():
+    from workbench.ops.mask_losses import bracket_size_loss
+
+    masks = torch.zeros(2, 1, 4, 4)
+    masks[0, :, :2] = 1.0  # area 0.5
+    masks[1, :, :1] = 1.0  # area 0.25
+    assert bracket_size_loss(masks, min_area=0.3).item() == pytest.approx(0.025)  # (0 + 0.05) / 2: eq. (3.3) alone
+    assert bracket_size_loss(masks, min_area=0.3, max_area=0.4).item() == pytest.approx(0.075)  # + (0.1 + 0) / 2
+
+
 def test_binarization_loss_eq_3_4():
     mask = torch.tensor([[[[0.0, 1.0, 0.5, 0.2]]]])
     assert binarization_loss(mask).item() == pytest.approx((0 + 0 + 0.5 + 0.2) / 4)

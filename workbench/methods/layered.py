@@ -63,7 +63,7 @@ from workbench.nets.stylegan import RESOLUTIONS
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
 from workbench.ops.augment import contrast_jitter, cutmix_masks
 from workbench.ops.composite import layered_composite
-from workbench.ops.mask_losses import binarization_loss, mask_iou, max_size_loss, size_loss
+from workbench.ops.mask_losses import binarization_loss, bracket_size_loss, mask_iou
 from workbench.ops.rescale import segment_at_scale
 from workbench.ops.shift import random_offsets, translate
 
@@ -326,9 +326,7 @@ class LayeredGAN(PerturbGAN):
         adversarial = self.loss.generator(out.logits)
         if out.realism is not None:  # U-Net GAN's per-pixel term
             adversarial = adversarial + self.loss.generator(out.realism)
-        size = size_loss(layers.mask, min_area=c.min_mask)
-        if c.max_mask < 1:
-            size = size + max_size_loss(layers.mask, max_area=c.max_mask)
+        size = bracket_size_loss(layers.mask, min_area=c.min_mask, max_area=c.max_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)

@@ -76,7 +76,7 @@ from workbench.nets.layered import LayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
 from workbench.ops.augment import contrast_jitter, resize_random_crop, scale_contrast
 from workbench.ops.composite import copy_paste, layered_composite
-from workbench.ops.mask_losses import binarization_loss, max_size_loss, size_loss
+from workbench.ops.mask_losses import binarization_loss, bracket_size_loss
 from workbench.ops.shift import random_offsets
 
 __all__ = ["PerturbGAN", "PerturbGANConfig", "PRESETS", "ABLATIONS", "apply_ablation", "CROP_SCALE"]
@@ -331,14 +331,14 @@ class PerturbGAN(Method):
         fade = 1.0 if k == 0 else min(1.0, (images - k * c.images_per_scale) / (c.images_per_scale / 2))
         return c.grow_from * 2**k, fade
 
-    def apply_stage(self) -> int:
-        """Set the generator (and its average) and the discriminator to :meth:`stage`; return r."""
+    def apply_stage(self) -> tuple[int, float]:
+        """Set the generator, its average and the discriminator to :meth:`stage`; return (r, fade)."""
         r, fade = self.stage()
         if self.growing:
-            for generator in {id(g): g for g in (self.generator, self.averaged("generator"))}.values():
+            for generator in (self.generator, self.averaged("generator")):  # the same module twice before an EMA exists
                 generator.grow(r, fade)
             self.discriminator.grow(fade)
-        return r
+        return r, fade
 
     def to_stage(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, R, R) -> (B, C, r, r) at the current growing stage r by average pooling (exact on the generator's
@@ -398,12 +398,10 @@ class PerturbGAN(Method):
     def generator_step(self, batch: None) -> dict:
         """Minimise eq. (3.5): -E[D(x̂)] + γ₁ L_size + γ₂ L_binary (L_size with the upper hinge when ``max_mask`` < 1)."""
         c = self.config
-        r = self.apply_stage()
+        r, fade = self.apply_stage()
         fake, layers = self.fakes(c.batch_size)
         adversarial = self.loss.generator(self.critic(fake))  # through the frozen pyramid for the projected D
-        size = size_loss(layers.mask, min_area=c.min_mask)
-        if c.max_mask < 1:  # the workbench's upper hinge (max_mask), beside eq. (3.3)'s lower one
-            size = size + max_size_loss(layers.mask, max_area=c.max_mask)
+        size = bracket_size_loss(layers.mask, min_area=c.min_mask, max_area=c.max_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)
@@ -411,7 +409,7 @@ class PerturbGAN(Method):
         self.opt_g.step()
         return {"loss": loss.detach(), "adversarial": adversarial.detach(), "size": size.detach(),
                 "binary": binary.detach(), "mask_area": layers.mask.detach().mean(),
-                **({"stage": float(r), "fade": self.stage()[1]} if self.growing else {})}
+                **({"stage": float(r), "fade": fade} if self.growing else {})}
 
     # samples
 

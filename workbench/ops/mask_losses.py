@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["size_loss", "binarization_loss", "dice_loss", "mask_iou"]
+__all__ = ["size_loss", "max_size_loss", "bracket_size_loss", "binarization_loss", "dice_loss", "mask_iou"]
 
 
 def size_loss(mask: Tensor, *, min_area: float) -> Tensor:
@@ -30,6 +30,13 @@ def max_size_loss(mask: Tensor, *, max_area: float) -> Tensor:
     """
     area = mask.flatten(1).mean(dim=1)  # (B,)
     return torch.clamp(area - max_area, min=0).mean()
+
+
+def bracket_size_loss(mask: Tensor, *, min_area: float, max_area: float = 1.0) -> Tensor:
+    """The layered GANs' L_size: eq. (3.3)/(4.3)'s lower hinge at ``min_area`` η, plus the workbench's upper
+    hinge :func:`max_size_loss` at ``max_area`` when it is below 1 (chapters 3 and 4's ``max_mask``)."""
+    size = size_loss(mask, min_area=min_area)
+    return size + max_size_loss(mask, max_area=max_area) if max_area < 1 else size
 
 
 def binarization_loss(mask: Tensor) -> Tensor:
