@@ -144,3 +144,21 @@ def test_gradients_reach_the_shared_generator_from_both_layers():
     out = g(codes(2), mixing=0.9)
     (out.foreground.mean() + out.mask.mean()).backward()
     assert from_background.abs().sum() > 0 and g.generator.const.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("network", ["stylegan2", "stylegan"])
+def test_rgb_init_scales_the_colours_of_both_layers_and_leaves_the_mask_logit(network):
+    z = codes(8)
+    torch.manual_seed(0)
+    full = ConditionalLayeredGenerator(network=network, **OPTIONS).eval()
+    torch.manual_seed(0)
+    scaled = ConditionalLayeredGenerator(network=network, rgb_init=0.3, **OPTIONS).eval()
+    for a, b in zip(full.generator.to_rgb, scaled.generator.to_rgb):
+        a, b = getattr(a, "conv", a).weight, getattr(b, "conv", b).weight  # (4, C, 1, 1)
+        torch.testing.assert_close(b[:3], 0.3 * a[:3])
+        assert torch.equal(b[3], a[3])  # the mask logit keeps the network's initial scale
+    with torch.no_grad():
+        plain, small = full(z, noise="const"), scaled(z, noise="const")
+    torch.testing.assert_close(small.background, 0.3 * plain.background)  # the to-RGB biases start at 0
+    torch.testing.assert_close(small.foreground, 0.3 * plain.foreground)
+    torch.testing.assert_close(small.mask, plain.mask)

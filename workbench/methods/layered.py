@@ -107,6 +107,7 @@ class LayeredConfig(TrainConfig):
     network: str = "stylegan2"  # StyleGAN2 G (modulated convs, skip outputs) and residual D; "stylegan": chapter 3's
     width: int = 128  # channels at full resolution, doubling per halving
     max_width: int = 512  # channel cap
+    rgb_init: float = 1.0  # scale of the initial to-RGB colour weights, not the mask logit's (StyleGAN2: 1; a workbench switch, issue 16)
     max_shift: float = 0.125  # δ as a fraction of the resolution
     min_mask: float = 0.15  # η of L_size, eq. (4.3) (the ablation study's value)
     max_mask: float = 1.0  # workbench addition, not in the thesis: an upper hinge on the mask area (1 = off), weight γ₁
@@ -213,7 +214,7 @@ class LayeredGAN(PerturbGAN):
         c = self.config
         return ConditionalLayeredGenerator(network=c.network, resolution=c.resolution, width=c.width,
                                            max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim,
-                                           mapping_layers=c.mapping_layers)
+                                           mapping_layers=c.mapping_layers, rgb_init=c.rgb_init)
 
     def build_disc_features(self) -> None:
         """None: the U-Net discriminator reads pixels (chapter 3's ``discriminator`` switch is not in this config)."""

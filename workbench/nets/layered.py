@@ -118,7 +118,8 @@ class ConditionalLayeredGenerator(nn.Module):
         super().__init__()
         if network not in GENERATOR_NETWORKS:
             raise ValueError(f"network must be one of {sorted(GENERATOR_NETWORKS)}, got {network!r}")
-        self.generator = GENERATOR_NETWORKS[network](out_channels=4, num_classes=2, **options)
+        # the mask logit is the last channel; rgb_init scales the colours only
+        self.generator = GENERATOR_NETWORKS[network](out_channels=4, num_classes=2, colour_channels=3, **options)
         g = self.generator
         self.resolution, self.z_dim, self.w_dim, self.num_classes = g.resolution, g.z_dim, g.w_dim, g.num_classes
         self.num_ws = 2 * g.num_ws

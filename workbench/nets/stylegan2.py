@@ -117,11 +117,15 @@ class StyleGAN2Generator(StyleCodes):
     """StyleGAN2 generator G(z[, label]) -> (B, out_channels, R, R); see the module docstring.
 
     ``w_avg`` tracks the mean style in training mode for the truncation trick (ψ = ``truncation``).
+    ``rgb_init`` scales the initial to-RGB weights of the first ``colour_channels`` outputs (default:
+    all), as in :class:`~workbench.nets.stylegan.StyleGenerator`: at 1 (StyleGAN2) the summed skip
+    outputs of chapter 4's ``small`` generator start at a standard deviation of 1.2–1.4, against
+    the scenes' 0.4 (issue 16); a workbench switch, not StyleGAN2's.
     """
 
     def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
                  mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
-                 w_avg_beta: float = 0.995):
+                 w_avg_beta: float = 0.995, rgb_init: float = 1.0, colour_channels: int | None = None):
         super().__init__(resolution=resolution, out_channels=out_channels, z_dim=z_dim, w_dim=w_dim,
                          mapping_layers=mapping_layers, width=width, max_width=max_width, num_classes=num_classes,
                          w_avg_beta=w_avg_beta)
@@ -134,6 +138,8 @@ class StyleGAN2Generator(StyleCodes):
                 self.layers.append(SynthesisLayer(widths[r // 2], c, w_dim=w_dim, resolution=r, up=True))
             self.layers.append(SynthesisLayer(c, c, w_dim=w_dim, resolution=r))
             self.to_rgb.append(ToRGB(c, out_channels, w_dim=w_dim))
+            with torch.no_grad():  # 1: StyleGAN2; < 1 starts the colours near zero (see the docstring)
+                self.to_rgb[-1].conv.weight[:out_channels if colour_channels is None else colour_channels].mul_(rgb_init)
         self.num_ws = len(self.layers) + 1  # the last to-RGB has a style of its own
 
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
