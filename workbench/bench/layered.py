@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the workbench's upper mask-area hinge (default: the preset's; 1: off, as in the thesis)")
     parser.add_argument("--rgb-init", type=float, default=None,
                         help="scale of the generator's initial to-RGB colour weights (default: the preset's; 1: StyleGAN2)")
+    parser.add_argument("--network", choices=("stylegan2", "stylegan"), default=None,
+                        help="the networks (default: the preset's, StyleGAN2; stylegan: chapter 3's, a ladder rung)")
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
     parser.add_argument("--gan", type=Path, default=None,
                         help="score this trained `layered` run instead of training one (its own setting is reported)")
@@ -91,7 +93,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         overrides = {"setting": args.setting, "seed": args.seed}
         if args.steps is not None:
             overrides["steps"] = args.steps
-        for name in ("max_mask", "rgb_init"):
+        for name in ("max_mask", "rgb_init", "network"):
             if getattr(args, name) is not None:
                 overrides[name] = getattr(args, name)
         if args.dataset is not None:
@@ -183,7 +185,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
                "gen_mask_iou": separation["gen_mask_iou"], **separation_metrics(separation, reference, noshift),
                "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), max_mask {c.max_mask}, "
-             f"rgb_init {getattr(c, 'rgb_init', 1.0)}, "
+             f"rgb_init {getattr(c, 'rgb_init', 1.0)}, {c.network} networks, "
              f"{c.steps} GAN steps, "
              f"{post_config.steps} post-training steps, seed {args.seed}; {len(test)} test images; runs in {runs}",
              f"minutes: {timed.summary()}; total {total:.1f} on "
