@@ -103,7 +103,8 @@ def test_paper_preset_is_section_4_2():
 @pytest.mark.parametrize("overrides, match", [
     ({"setting": "e"}, "setting"), ({"setting": "A"}, "setting"), ({"resolution": 48}, "resolution"),
     ({"resolution": 2}, "resolution"), ({"max_shift": 0.5}, "max_shift"), ({"min_mask": 1.5}, "min_mask"),
-    ({"cutmix_prob": -0.1}, "cutmix_prob"), ({"mixing": 2.0}, "mixing"), ({"r1_every": 0}, "r1.every")])
+    ({"cutmix_prob": -0.1}, "cutmix_prob"), ({"mixing": 2.0}, "mixing"), ({"r1_every": 0}, "r1.every"),
+    ({"disc_trunk": "unet"}, "disc_trunk")])
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
         replace(SMOKE, **overrides)
@@ -132,6 +133,18 @@ def test_networks_of_each_setting(setting):
         assert ratio > 1.2
     else:
         assert ratio == 1
+
+
+@pytest.mark.parametrize("network, trunk, expected", [
+    ("stylegan2", "auto", "resnet"), ("stylegan", "auto", "plain"), ("stylegan2", "plain", "plain"),
+    ("stylegan", "resnet", "resnet")])
+def test_disc_trunk_pairs_either_generator_with_either_discriminator(network, trunk, expected):
+    from workbench.nets.stylegan import StyleGenerator
+    from workbench.nets.stylegan2 import StyleGAN2Generator
+
+    method = LayeredGAN(replace(SMOKE, network=network, disc_trunk=trunk))
+    assert method.discriminator.architecture == expected
+    assert isinstance(method.generator.generator, StyleGAN2Generator if network == "stylegan2" else StyleGenerator)
 
 
 # training and checkpoints

@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale of the generator's initial to-RGB colour weights (default: the preset's; 1: StyleGAN2)")
     parser.add_argument("--network", choices=("stylegan2", "stylegan"), default=None,
                         help="the networks (default: the preset's, StyleGAN2; stylegan: chapter 3's, a ladder rung)")
+    parser.add_argument("--disc-trunk", choices=("auto", "resnet", "plain"), default=None,
+                        help="the discriminator's trunk (default: the preset's, auto: the one of --network)")
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
     parser.add_argument("--gan", type=Path, default=None,
                         help="score this trained `layered` run instead of training one (its own setting is reported)")
@@ -93,7 +95,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         overrides = {"setting": args.setting, "seed": args.seed}
         if args.steps is not None:
             overrides["steps"] = args.steps
-        for name in ("max_mask", "rgb_init", "network"):
+        for name in ("max_mask", "rgb_init", "network", "disc_trunk"):
             if getattr(args, name) is not None:
                 overrides[name] = getattr(args, name)
         if args.dataset is not None:

@@ -92,6 +92,7 @@ SETTINGS: dict[str, Setting] = {
 }
 
 R1_READINGS = {"thesis": 1.0, "stylegan2": 0.5}  # factor on λ: eq. (4.6) as printed, or λ as StyleGAN2's γ (γ/2)
+DISC_TRUNKS = ("auto", "resnet", "plain")  # disc_trunk: the discriminator trunk, by the generator network or named
 
 # config
 
@@ -107,6 +108,7 @@ class LayeredConfig(TrainConfig):
     w_dim: int = 512  # size of the style vector w
     mapping_layers: int = 8
     network: str = "stylegan2"  # StyleGAN2 G (modulated convs, skip outputs) and residual D; "stylegan": chapter 3's
+    disc_trunk: str = "auto"  # the D's trunk: auto follows network (resnet with stylegan2, plain with stylegan); a ladder switch
     width: int = 128  # channels at full resolution, doubling per halving
     max_width: int = 512  # channel cap
     rgb_init: float = 1.0  # scale of the initial to-RGB colour weights, not the mask logit's (StyleGAN2: 1; a workbench switch, issue 16)
@@ -154,6 +156,8 @@ class LayeredConfig(TrainConfig):
             raise ValueError("r1_every and samples must be >= 1")
         if self.network not in ("stylegan", "stylegan2"):
             raise ValueError(f"network must be stylegan or stylegan2, got {self.network!r}")
+        if self.disc_trunk not in DISC_TRUNKS:
+            raise ValueError(f"disc_trunk must be one of {DISC_TRUNKS}, got {self.disc_trunk!r}")
         check_background(self.background, self.dataset)
         if self.r1_reading not in R1_READINGS:
             raise ValueError(f"r1_reading must be one of {sorted(R1_READINGS)}, got {self.r1_reading!r}")
@@ -187,7 +191,10 @@ def discriminator_widths(config: LayeredConfig) -> tuple[int, int]:
 
 
 def discriminator_architecture(config: LayeredConfig) -> str:
-    """StyleGAN2's residual discriminator with the StyleGAN2 generator, chapter 3's plain one otherwise."""
+    """StyleGAN2's residual discriminator with the StyleGAN2 generator, chapter 3's plain one otherwise,
+    unless ``disc_trunk`` names one (issue 16's ladder pairs either generator with either trunk)."""
+    if config.disc_trunk != "auto":
+        return config.disc_trunk
     return "resnet" if config.network == "stylegan2" else "plain"
 
 
