@@ -54,9 +54,13 @@ def benches(tmp_path_factory):
         for setting in SETTINGS:
             folder = root / setting
             ablation = [] if setting == "d" else ["--no-ablation"]  # one setting also trains its no-shift GAN
+            ablation += LADDER_FLAGS.get(setting, [])
             results[setting] = (*run_bench(folder, "--setting", setting, *ablation), folder)
     torch.set_num_threads(threads)  # the benchmark's --threads 1 must not slow the tests after these
     return results
+
+
+LADDER_FLAGS = {"b": ["--rgb-init", "0.5"], "c": ["--disc-trunk", "plain"]}  # issue 16's ladder switches, on two settings
 
 
 def check_figures(pairs: dict, setting: str) -> None:
@@ -107,6 +111,14 @@ def test_layered_bench_trains_the_no_shift_ablation_with_the_same_figures(benche
     assert "no-shift ablation: gen_mask_iou" in out and "separation: " in out
     assert "noshift_gen_mask_iou" not in benches["c"][1]  # --no-ablation skips it
     assert float(pairs["grabcut_iou"]) <= float(pairs["best_baseline_iou"])
+
+
+def test_layered_bench_passes_the_ladder_switches_to_the_gan(benches):
+    for setting, rgb_init, trunk in (("b", 0.5, "resnet"), ("c", 1.0, "plain"), ("d", 1.0, "resnet")):
+        out, _, folder = benches[setting]
+        gan = load_method(folder / "runs" / "gan")
+        assert gan.config.rgb_init == rgb_init and gan.discriminator.architecture == trunk, setting
+        assert f"rgb_init {rgb_init}, stylegan2 generator, {trunk} discriminator trunk" in out, setting
 
 
 def test_the_conditional_generator_has_half_the_parameters(benches):

@@ -187,7 +187,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
                "gen_mask_iou": separation["gen_mask_iou"], **separation_metrics(separation, reference, noshift),
                "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), max_mask {c.max_mask}, "
-             f"rgb_init {getattr(c, 'rgb_init', 1.0)}, {c.network} networks, "
+             f"rgb_init {c.rgb_init}, {c.network} generator, {gan.discriminator.architecture} discriminator trunk, "
              f"{c.steps} GAN steps, "
              f"{post_config.steps} post-training steps, seed {args.seed}; {len(test)} test images; runs in {runs}",
              f"minutes: {timed.summary()}; total {total:.1f} on "
