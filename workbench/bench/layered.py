@@ -35,7 +35,8 @@ N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FI
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from workbench.methods.layered import SETTINGS
+    from workbench.methods.layered import DISC_TRUNKS, SETTINGS
+    from workbench.nets.layered import GENERATOR_NETWORKS
 
     parser.add_argument("--setting", choices=list(SETTINGS), default="d", help="a row of table 4.1")
     parser.add_argument("--steps", type=int, default=None, help="GAN iterations (default: the preset's)")
@@ -43,9 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the workbench's upper mask-area hinge (default: the preset's; 1: off, as in the thesis)")
     parser.add_argument("--rgb-init", type=float, default=None,
                         help="scale of the generator's initial to-RGB colour weights (default: the preset's; 1: StyleGAN2)")
-    parser.add_argument("--network", choices=("stylegan2", "stylegan"), default=None,
+    parser.add_argument("--network", choices=sorted(GENERATOR_NETWORKS), default=None,
                         help="the networks (default: the preset's, StyleGAN2; stylegan: chapter 3's, a ladder rung)")
-    parser.add_argument("--disc-trunk", choices=("auto", "resnet", "plain"), default=None,
+    parser.add_argument("--disc-trunk", choices=DISC_TRUNKS, default=None,
                         help="the discriminator's trunk (default: the preset's, auto: the one of --network)")
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
     parser.add_argument("--gan", type=Path, default=None,

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["RESOLUTIONS", "EqualLinear", "EqualConv2d", "MappingNetwork", "StyleCodes", "StyleGenerator", "StyleDiscriminator",
-           "channel_widths", "mixing_cutoffs", "mix_styles"]
+           "channel_widths", "mixing_cutoffs", "mix_styles", "scale_colour_init"]
 
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 NOISE_MODES = ("random", "const", "none")
@@ -78,6 +78,13 @@ def mix_styles(w: torch.Tensor, w2: torch.Tensor, cutoff: torch.Tensor, num_ws: 
     """Stack styles (B, num_ws, w_dim): ``w`` for layers below ``cutoff`` (B,), ``w2`` from there on."""
     layer = torch.arange(num_ws, device=w.device).view(1, num_ws, 1)  # (1, L, 1)
     return torch.where(layer < cutoff.to(w.device).view(-1, 1, 1), w[:, None], w2[:, None])  # (B, L, w_dim)
+
+
+@torch.no_grad()
+def scale_colour_init(weight: torch.Tensor, rgb_init: float, colour_channels: int | None = None) -> None:
+    """Scale the initial to-RGB ``weight`` (C_out, C_in, 1, 1) of the first ``colour_channels`` outputs (all
+    when None) by ``rgb_init``, in place: the ``rgb_init`` switch of both generators (issue 16)."""
+    weight[:colour_channels].mul_(rgb_init)  # [:None] is every channel
 
 
 # layers
@@ -240,8 +247,7 @@ class StyleGenerator(StyleCodes):
                      else StyleLayer(c_in, c, w_dim=w_dim, resolution=r, up=True))
             self.layers.extend([first, StyleLayer(c, c, w_dim=w_dim, resolution=r)])
             self.to_rgb.append(EqualConv2d(c, out_channels, 1))
-            with torch.no_grad():  # 1: StyleGAN; < 1 starts the colours near zero (see the docstring)
-                self.to_rgb[-1].weight[:out_channels if colour_channels is None else colour_channels].mul_(rgb_init)
+            scale_colour_init(self.to_rgb[-1].weight, rgb_init, colour_channels)  # 1: StyleGAN (see the docstring)
         self.num_ws = len(self.layers)
         self.stage, self.fade = resolution, 1.0  # progressive growing: see grow()
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.nets.stylegan import GAIN, EqualLinear, StyleCodes
+from workbench.nets.stylegan import GAIN, EqualLinear, StyleCodes, scale_colour_init
 
 __all__ = ["ModulatedConv2d", "StyleGAN2Generator"]
 
@@ -138,8 +138,7 @@ class StyleGAN2Generator(StyleCodes):
                 self.layers.append(SynthesisLayer(widths[r // 2], c, w_dim=w_dim, resolution=r, up=True))
             self.layers.append(SynthesisLayer(c, c, w_dim=w_dim, resolution=r))
             self.to_rgb.append(ToRGB(c, out_channels, w_dim=w_dim))
-            with torch.no_grad():  # 1: StyleGAN2; < 1 starts the colours near zero (see the docstring)
-                self.to_rgb[-1].conv.weight[:out_channels if colour_channels is None else colour_channels].mul_(rgb_init)
+            scale_colour_init(self.to_rgb[-1].conv.weight, rgb_init, colour_channels)  # 1: StyleGAN2 (see the docstring)
         self.num_ws = len(self.layers) + 1  # the last to-RGB has a style of its own
 
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
