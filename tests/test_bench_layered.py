@@ -60,7 +60,8 @@ def benches(tmp_path_factory):
     return results
 
 
-LADDER_FLAGS = {"b": ["--rgb-init", "0.5"], "c": ["--disc-trunk", "plain"]}  # issue 16's ladder switches, on two settings
+LADDER_FLAGS = {"a": ["--g-architecture", "orig"], "b": ["--rgb-init", "0.5"],
+                "c": ["--disc-trunk", "plain"]}  # issue 16's ladder switches, on three settings
 
 
 def check_figures(pairs: dict, setting: str) -> None:
@@ -114,11 +115,13 @@ def test_layered_bench_trains_the_no_shift_ablation_with_the_same_figures(benche
 
 
 def test_layered_bench_passes_the_ladder_switches_to_the_gan(benches):
-    for setting, rgb_init, trunk in (("b", 0.5, "resnet"), ("c", 1.0, "plain"), ("d", 1.0, "resnet")):
+    for setting, rgb_init, trunk, outputs in (("a", 1.0, "resnet", "orig"), ("b", 0.5, "resnet", "skip"),
+                                              ("c", 1.0, "plain", "skip"), ("d", 1.0, "resnet", "skip")):
         out, _, folder = benches[setting]
         gan = load_method(folder / "runs" / "gan")
         assert gan.config.rgb_init == rgb_init and gan.discriminator.architecture == trunk, setting
-        assert f"rgb_init {rgb_init}, stylegan2 generator, {trunk} discriminator trunk" in out, setting
+        assert gan.config.g_architecture == gan.module("generator").generator.architecture == outputs, setting
+        assert f"rgb_init {rgb_init}, stylegan2 generator ({outputs} outputs), {trunk} discriminator trunk" in out, setting
 
 
 def test_the_conditional_generator_has_half_the_parameters(benches):

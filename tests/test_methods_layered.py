@@ -104,7 +104,8 @@ def test_paper_preset_is_section_4_2():
     ({"setting": "e"}, "setting"), ({"setting": "A"}, "setting"), ({"resolution": 48}, "resolution"),
     ({"resolution": 2}, "resolution"), ({"max_shift": 0.5}, "max_shift"), ({"min_mask": 1.5}, "min_mask"),
     ({"cutmix_prob": -0.1}, "cutmix_prob"), ({"mixing": 2.0}, "mixing"), ({"r1_every": 0}, "r1.every"),
-    ({"disc_trunk": "unet"}, "disc_trunk")])
+    ({"disc_trunk": "unet"}, "disc_trunk"), ({"g_architecture": "resnet"}, "g_architecture"),
+    ({"network": "stylegan", "g_architecture": "orig"}, "g_architecture")])
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
         replace(SMOKE, **overrides)

@@ -30,6 +30,29 @@ def test_shapes_at_every_resolution(resolution):
         assert out.logits.shape == (2,) and out.realism.shape == out.mask.shape == (2, 1, resolution, resolution)
 
 
+def test_orig_architecture_has_one_to_rgb_at_the_last_resolution():
+    """StyleGAN2's no-skip ablation: the same convolutions and styles, one to-RGB(A), a different image."""
+    options = dict(resolution=32, out_channels=4, z_dim=16, w_dim=16, mapping_layers=2, width=4, max_width=16)
+    torch.manual_seed(0)
+    skip = StyleGAN2Generator(**options)
+    torch.manual_seed(0)
+    orig = StyleGAN2Generator(**options, architecture="orig")
+    assert len(skip.to_rgb) == 4 and len(orig.to_rgb) == 1 and orig.num_ws == skip.num_ws
+    assert orig.to_rgb[0].conv.weight.shape[1] == skip.widths[32]  # the last resolution's channels
+    state = {k.replace("to_rgb.3.", "to_rgb.0."): v for k, v in skip.state_dict().items()
+             if not k.startswith(("to_rgb.0.", "to_rgb.1.", "to_rgb.2."))}
+    orig.load_state_dict(state)  # skip's weights, its last to-RGB(A) only
+    ws = skip.style_stack(torch.randn(3, 16))
+    image = orig.synthesis(ws, noise="none")  # (3, 4, 32, 32)
+    assert image.shape == (3, 4, 32, 32) and not torch.allclose(image, skip.synthesis(ws, noise="none"))
+    with torch.no_grad():
+        for to_rgb in skip.to_rgb[:-1]:  # silence the lower resolutions' outputs: skip becomes orig
+            to_rgb.conv.weight.zero_(), to_rgb.bias.zero_()
+    torch.testing.assert_close(image, skip.synthesis(ws, noise="none"))
+    with pytest.raises(ValueError, match="architecture"):
+        StyleGAN2Generator(**options, architecture="resnet")
+
+
 def test_demodulation_keeps_unit_output_variance_at_init():
     torch.manual_seed(0)
     conv = ModulatedConv2d(64, 64, 3, w_dim=32)

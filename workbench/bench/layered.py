@@ -37,6 +37,7 @@ N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from workbench.methods.layered import DISC_TRUNKS, SETTINGS
     from workbench.nets.layered import GENERATOR_NETWORKS
+    from workbench.nets.stylegan2 import ARCHITECTURES
 
     parser.add_argument("--setting", choices=list(SETTINGS), default="d", help="a row of table 4.1")
     parser.add_argument("--steps", type=int, default=None, help="GAN iterations (default: the preset's)")
@@ -48,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the networks (default: the preset's, StyleGAN2; stylegan: chapter 3's, a ladder rung)")
     parser.add_argument("--disc-trunk", choices=DISC_TRUNKS, default=None,
                         help="the discriminator's trunk (default: the preset's, auto: the one of --network)")
+    parser.add_argument("--g-architecture", choices=ARCHITECTURES, default=None,
+                        help="the StyleGAN2 generator's outputs (default: the preset's, skip; orig: StyleGAN2's no-skip ablation)")
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
     parser.add_argument("--gan", type=Path, default=None,
                         help="score this trained `layered` run instead of training one (its own setting is reported)")
@@ -96,7 +99,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         overrides = {"setting": args.setting, "seed": args.seed}
         if args.steps is not None:
             overrides["steps"] = args.steps
-        for name in ("max_mask", "rgb_init", "network", "disc_trunk"):
+        for name in ("max_mask", "rgb_init", "network", "disc_trunk", "g_architecture"):
             if getattr(args, name) is not None:
                 overrides[name] = getattr(args, name)
         if args.dataset is not None:
@@ -188,7 +191,9 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
                "gen_mask_iou": separation["gen_mask_iou"], **separation_metrics(separation, reference, noshift),
                "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), max_mask {c.max_mask}, "
-             f"rgb_init {c.rgb_init}, {c.network} generator, {gan.discriminator.architecture} discriminator trunk, "
+             f"rgb_init {c.rgb_init}, {c.network} generator"
+             f"{f' ({c.g_architecture} outputs)' if c.network == 'stylegan2' else ''}, "
+             f"{gan.discriminator.architecture} discriminator trunk, "
              f"{c.steps} GAN steps, "
              f"{post_config.steps} post-training steps, seed {args.seed}; {len(test)} test images; runs in {runs}",
              f"minutes: {timed.summary()}; total {total:.1f} on "

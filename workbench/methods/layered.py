@@ -62,6 +62,7 @@ from workbench.methods.base import Phase, TrainConfig, evaluating
 from workbench.methods.perturbgan import CROP_SCALE, PerturbGAN, check_background
 from workbench.nets.layered import ConditionalLayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS
+from workbench.nets.stylegan2 import ARCHITECTURES
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
 from workbench.ops.augment import contrast_jitter, cutmix_masks
 from workbench.ops.composite import layered_composite
@@ -109,6 +110,7 @@ class LayeredConfig(TrainConfig):
     mapping_layers: int = 8
     network: str = "stylegan2"  # StyleGAN2 G (modulated convs, skip outputs) and residual D; "stylegan": chapter 3's
     disc_trunk: str = "auto"  # the D's trunk: auto follows network (resnet with stylegan2, plain with stylegan); a ladder switch
+    g_architecture: str = "skip"  # StyleGAN2 G's outputs: "skip" (StyleGAN2) or "orig" (one to-RGB at the end, its ablation); a ladder switch
     width: int = 128  # channels at full resolution, doubling per halving
     max_width: int = 512  # channel cap
     rgb_init: float = 1.0  # scale of the initial to-RGB colour weights, not the mask logit's (StyleGAN2: 1; a workbench switch, issue 16)
@@ -158,6 +160,10 @@ class LayeredConfig(TrainConfig):
             raise ValueError(f"network must be stylegan or stylegan2, got {self.network!r}")
         if self.disc_trunk not in DISC_TRUNKS:
             raise ValueError(f"disc_trunk must be one of {DISC_TRUNKS}, got {self.disc_trunk!r}")
+        if self.g_architecture not in ARCHITECTURES:
+            raise ValueError(f"g_architecture must be one of {ARCHITECTURES}, got {self.g_architecture!r}")
+        if self.network != "stylegan2" and self.g_architecture != "skip":
+            raise ValueError("g_architecture is a switch of the StyleGAN2 generator; chapter 3's StyleGAN has no skips")
         check_background(self.background, self.dataset)
         if self.r1_reading not in R1_READINGS:
             raise ValueError(f"r1_reading must be one of {sorted(R1_READINGS)}, got {self.r1_reading!r}")
@@ -222,9 +228,10 @@ class LayeredGAN(PerturbGAN):
 
     def build_generator(self) -> torch.nn.Module:
         c = self.config
+        options = {"architecture": c.g_architecture} if c.network == "stylegan2" else {}
         return ConditionalLayeredGenerator(network=c.network, resolution=c.resolution, width=c.width,
                                            max_width=c.max_width, z_dim=c.z_dim, w_dim=c.w_dim,
-                                           mapping_layers=c.mapping_layers, rgb_init=c.rgb_init)
+                                           mapping_layers=c.mapping_layers, rgb_init=c.rgb_init, **options)
 
     def build_disc_features(self) -> None:
         """None: the U-Net discriminator reads pixels (chapter 3's ``discriminator`` switch is not in this config)."""

@@ -16,7 +16,9 @@ normalisation of the activations, so no "droplet" artifacts). The rest:
   bilinearly, before the convolution: StyleGAN2 uses a transposed convolution with a FIR filter),
   each followed by per-pixel noise with a learned strength, a bias and a leaky ReLU with He gain;
 - the *skip* output architecture: a modulated 1×1 to-RGB(A) per resolution (not demodulated),
-  the outputs summed after bilinear upsampling;
+  the outputs summed after bilinear upsampling; ``architecture="orig"`` is StyleGAN2's ablation
+  without output skips (Karras et al. 2020, figure 7 and table 2: one to-RGB(A) at the last
+  resolution, as Progressive GAN and StyleGAN), a ladder switch of issue 16;
 - the equalised learning rate everywhere (:class:`~workbench.nets.stylegan.EqualLinear`);
 - ``num_ws`` = one style per convolution plus one for the last to-RGB: every to-RGB reads the
   style of the convolution after it (as in StyleGAN2, where block r's to-RGB shares the index of
@@ -38,9 +40,10 @@ from torch import nn
 
 from workbench.nets.stylegan import GAIN, EqualLinear, StyleCodes, scale_colour_init
 
-__all__ = ["ModulatedConv2d", "StyleGAN2Generator"]
+__all__ = ["ARCHITECTURES", "ModulatedConv2d", "StyleGAN2Generator"]
 
 DEMOD_EPS = 1e-8  # ε of the demodulation
+ARCHITECTURES = ("skip", "orig")  # output skips (StyleGAN2's generator) or one to-RGB at the end (its ablation)
 
 
 class ModulatedConv2d(nn.Module):
@@ -120,16 +123,21 @@ class StyleGAN2Generator(StyleCodes):
     ``rgb_init`` scales the initial to-RGB weights of the first ``colour_channels`` outputs (default:
     all), as in :class:`~workbench.nets.stylegan.StyleGenerator`: at 1 (StyleGAN2) the summed skip
     outputs of chapter 4's ``small`` generator start at a standard deviation of 1.2–1.4, against
-    the scenes' 0.4 (issue 16); a workbench switch, not StyleGAN2's.
+    the scenes' 0.4 (issue 16); a workbench switch, not StyleGAN2's. ``architecture``: one of
+    ``ARCHITECTURES`` (see the module docstring).
     """
 
     def __init__(self, *, resolution: int, out_channels: int = 3, z_dim: int = 512, w_dim: int = 512,
                  mapping_layers: int = 8, width: int = 64, max_width: int = 512, num_classes: int = 0,
-                 w_avg_beta: float = 0.995, rgb_init: float = 1.0, colour_channels: int | None = None):
+                 w_avg_beta: float = 0.995, rgb_init: float = 1.0, colour_channels: int | None = None,
+                 architecture: str = "skip"):
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         super().__init__(resolution=resolution, out_channels=out_channels, z_dim=z_dim, w_dim=w_dim,
                          mapping_layers=mapping_layers, width=width, max_width=max_width, num_classes=num_classes,
                          w_avg_beta=w_avg_beta)
         widths = self.widths
+        self.architecture = architecture
         self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
         self.first_layer = []  # index of each resolution's first convolution in self.layers
         for r, c in widths.items():
@@ -137,14 +145,19 @@ class StyleGAN2Generator(StyleCodes):
             if r > 4:
                 self.layers.append(SynthesisLayer(widths[r // 2], c, w_dim=w_dim, resolution=r, up=True))
             self.layers.append(SynthesisLayer(c, c, w_dim=w_dim, resolution=r))
-            self.to_rgb.append(ToRGB(c, out_channels, w_dim=w_dim))
-            scale_colour_init(self.to_rgb[-1].conv.weight, rgb_init, colour_channels)  # 1: StyleGAN2 (see the docstring)
+            if architecture == "skip" or r == resolution:
+                self.to_rgb.append(ToRGB(c, out_channels, w_dim=w_dim))
+                scale_colour_init(self.to_rgb[-1].conv.weight, rgb_init, colour_channels)  # 1: StyleGAN2 (see the docstring)
         self.num_ws = len(self.layers) + 1  # the last to-RGB has a style of its own
 
     def synthesis(self, ws: torch.Tensor, *, noise: str = "random") -> torch.Tensor:
         """Styles (B, num_ws, w_dim) -> image (B, out_channels, R, R); ``noise`` is random, const or none."""
         self.check_styles(ws, noise)
         x = self.const.expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
+        if self.architecture == "orig":
+            for i, layer in enumerate(self.layers):
+                x = layer(x, ws[:, i], noise=noise)  # (B, C_r, r, r)
+            return self.to_rgb[0](x, ws[:, len(self.layers)])  # (B, out_channels, R, R)
         out = None
         ends = [*self.first_layer[1:], len(self.layers)]
         for start, end, to_rgb in zip(self.first_layer, ends, self.to_rgb):
