@@ -18,6 +18,7 @@ from workbench.nets.stylegan import StyleDiscriminator
 from workbench.nets.unet_discriminator import UNetDiscriminator, parameter_count
 from workbench.ops.augment import contrast_jitter
 from workbench.ops.composite import layered_composite
+from workbench.ops.mask_losses import size_loss
 from workbench.ops.shift import random_offsets, translate
 from workbench.train.checkpoint import CheckpointError, load_method
 from workbench.train.trainer import Trainer
@@ -105,7 +106,8 @@ def test_paper_preset_is_section_4_2():
     ({"resolution": 2}, "resolution"), ({"max_shift": 0.5}, "max_shift"), ({"min_mask": 1.5}, "min_mask"),
     ({"cutmix_prob": -0.1}, "cutmix_prob"), ({"mixing": 2.0}, "mixing"), ({"r1_every": 0}, "r1.every"),
     ({"disc_trunk": "unet"}, "disc_trunk"), ({"g_architecture": "resnet"}, "g_architecture"),
-    ({"network": "stylegan", "g_architecture": "orig"}, "g_architecture")])
+    ({"network": "stylegan", "g_architecture": "orig"}, "g_architecture"), ({"network": "biggan"}, "network"),
+    ({"size_on": "visible"}, "size_on")])
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
         replace(SMOKE, **overrides)
@@ -281,6 +283,23 @@ def test_generator_step_is_eq_4_5(setting):
     assert 0 <= stats["mask_area"] <= 1 and 0 <= stats["binary"] <= 0.5
     assert all(torch.equal(method.discriminator.state_dict()[k], v) for k, v in d_before.items())
     assert any(not torch.equal(method.generator.state_dict()[k], v) for k, v in g_before.items())
+
+
+@pytest.mark.parametrize("size_on", ["generated", "shifted"])
+def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_on):
+    """Eq. (4.3) reads G_m(z); the ladder switch size_on="shifted" reads m_Δ, the mask the composite shows."""
+    import workbench.methods.layered as layered
+
+    method = fresh("d", size_on=size_on, max_shift=0.25)
+    drawn, read = [], []
+    fakes = method.fakes
+    monkeypatch.setattr(method, "fakes", lambda n: drawn.append(fakes(n)) or drawn[-1])
+    monkeypatch.setattr(layered, "bracket_size_loss",
+                        lambda mask, **kw: read.append(mask) or size_loss(mask, min_area=kw["min_area"]))
+    method.generator_step(None)
+    _, layers, shifted = drawn[0]
+    assert not torch.equal(shifted, layers.mask)  # Δ ≠ 0 moved it
+    assert read[0] is (shifted if size_on == "shifted" else layers.mask)
 
 
 # generated training pairs

@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from workbench.losses.adversarial import NonSaturatingR1, squared_norm
 from workbench.methods.base import Phase, TrainConfig, evaluating
 from workbench.methods.perturbgan import CROP_SCALE, PerturbGAN, check_background
-from workbench.nets.layered import ConditionalLayeredGenerator, Layers
+from workbench.nets.layered import GENERATOR_NETWORKS, ConditionalLayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS
 from workbench.nets.stylegan2 import ARCHITECTURES
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
@@ -93,6 +93,7 @@ SETTINGS: dict[str, Setting] = {
 }
 
 R1_READINGS = {"thesis": 1.0, "stylegan2": 0.5}  # factor on λ: eq. (4.6) as printed, or λ as StyleGAN2's γ (γ/2)
+SIZE_ON = ("generated", "shifted")  # size_on: the mask the size hinges read (eq. 4.3: the generated one)
 DISC_TRUNKS = ("auto", "resnet", "plain")  # disc_trunk: the discriminator trunk, by the generator network or named
 
 # config
@@ -117,6 +118,7 @@ class LayeredConfig(TrainConfig):
     max_shift: float = 0.125  # δ as a fraction of the resolution
     min_mask: float = 0.15  # η of L_size, eq. (4.3) (the ablation study's value)
     max_mask: float = 1.0  # workbench addition, not in the thesis: an upper hinge on the mask area (1 = off), weight γ₁
+    size_on: str = "generated"  # the mask L_size and max_mask read: G_m(z) (eq. 4.3) or "shifted", the m_Δ the composite shows; a ladder switch
     size_weight: float = 5.0  # γ₁
     binary_weight: float = 2.0  # γ₂
     jitter: bool = True  # contrast jitter in (0.7, 1.3) of background and foreground (section 4.2)
@@ -156,10 +158,12 @@ class LayeredConfig(TrainConfig):
             raise ValueError(f"min_mask ({self.min_mask}) must be below max_mask ({self.max_mask})")
         if self.r1_every < 1 or self.samples < 1:
             raise ValueError("r1_every and samples must be >= 1")
-        if self.network not in ("stylegan", "stylegan2"):
-            raise ValueError(f"network must be stylegan or stylegan2, got {self.network!r}")
+        if self.network not in GENERATOR_NETWORKS:
+            raise ValueError(f"network must be one of {sorted(GENERATOR_NETWORKS)}, got {self.network!r}")
         if self.disc_trunk not in DISC_TRUNKS:
             raise ValueError(f"disc_trunk must be one of {DISC_TRUNKS}, got {self.disc_trunk!r}")
+        if self.size_on not in SIZE_ON:
+            raise ValueError(f"size_on must be one of {SIZE_ON}, got {self.size_on!r}")
         if self.g_architecture not in ARCHITECTURES:
             raise ValueError(f"g_architecture must be one of {ARCHITECTURES}, got {self.g_architecture!r}")
         if self.network != "stylegan2" and self.g_architecture != "skip":
@@ -339,12 +343,14 @@ class LayeredGAN(PerturbGAN):
     def generator_step(self, batch: None) -> dict:
         """Minimise eq. (4.5): E[softplus(-D(x̂))] (+ the per-pixel term for U-Net settings) + γ₁ L_size + γ₂ L_binary."""
         c = self.config
-        fake, layers, _ = self.fakes(c.batch_size)
+        fake, layers, shifted = self.fakes(c.batch_size)
         out = self.discriminator(fake)
         adversarial = self.loss.generator(out.logits)
         if out.realism is not None:  # U-Net GAN's per-pixel term
             adversarial = adversarial + self.loss.generator(out.realism)
-        size = bracket_size_loss(layers.mask, min_area=c.min_mask, max_area=c.max_mask)
+        # eq. (4.3) reads G_m(z); "shifted" reads m_Δ, whose area a shift past the frame's edge cuts (issue 16)
+        sized = shifted if c.size_on == "shifted" else layers.mask  # (B, 1, R, R)
+        size = bracket_size_loss(sized, min_area=c.min_mask, max_area=c.max_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)
