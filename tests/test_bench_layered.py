@@ -60,8 +60,8 @@ def benches(tmp_path_factory):
     return results
 
 
-LADDER_FLAGS = {"a": ["--g-architecture", "orig"], "b": ["--rgb-init", "0.5"],
-                "c": ["--disc-trunk", "plain"]}  # issue 16's ladder switches, on three settings
+LADDER_FLAGS = {"a": ["--g-architecture", "orig"], "b": ["--rgb-init", "0.5"], "c": ["--disc-trunk", "plain"],
+                "d": ["--size-loss-on", "shifted"]}  # issue 16's ladder switches, one per setting
 
 
 def check_figures(pairs: dict, setting: str) -> None:
@@ -115,13 +115,16 @@ def test_layered_bench_trains_the_no_shift_ablation_with_the_same_figures(benche
 
 
 def test_layered_bench_passes_the_ladder_switches_to_the_gan(benches):
-    for setting, rgb_init, trunk, outputs in (("a", 1.0, "resnet", "orig"), ("b", 0.5, "resnet", "skip"),
-                                              ("c", 1.0, "plain", "skip"), ("d", 1.0, "resnet", "skip")):
+    for setting, rgb_init, trunk, outputs, size_loss_on in (
+            ("a", 1.0, "resnet", "orig", "original"), ("b", 0.5, "resnet", "skip", "original"),
+            ("c", 1.0, "plain", "skip", "original"), ("d", 1.0, "resnet", "skip", "shifted")):
         out, _, folder = benches[setting]
         gan = load_method(folder / "runs" / "gan")
         assert gan.config.rgb_init == rgb_init and gan.discriminator.architecture == trunk, setting
         assert gan.config.g_architecture == gan.module("generator").generator.architecture == outputs, setting
-        assert f"rgb_init {rgb_init}, stylegan2 generator ({outputs} outputs), {trunk} discriminator trunk" in out, setting
+        assert gan.config.size_loss_on == size_loss_on, setting
+        assert (f"rgb_init {rgb_init}, size hinges on the {size_loss_on} mask, stylegan2 generator ({outputs} outputs), "
+                f"{trunk} discriminator trunk") in out, setting
 
 
 def test_the_conditional_generator_has_half_the_parameters(benches):

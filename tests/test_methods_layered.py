@@ -107,7 +107,7 @@ def test_paper_preset_is_section_4_2():
     ({"cutmix_prob": -0.1}, "cutmix_prob"), ({"mixing": 2.0}, "mixing"), ({"r1_every": 0}, "r1.every"),
     ({"disc_trunk": "unet"}, "disc_trunk"), ({"g_architecture": "resnet"}, "g_architecture"),
     ({"network": "stylegan", "g_architecture": "orig"}, "g_architecture"), ({"network": "biggan"}, "network"),
-    ({"size_on": "visible"}, "size_on")])
+    ({"size_loss_on": "visible"}, "size_loss_on")])
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
         replace(SMOKE, **overrides)
@@ -285,12 +285,12 @@ def test_generator_step_is_eq_4_5(setting):
     assert any(not torch.equal(method.generator.state_dict()[k], v) for k, v in g_before.items())
 
 
-@pytest.mark.parametrize("size_on", ["generated", "shifted"])
-def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_on):
-    """Eq. (4.3) reads G_m(z); the ladder switch size_on="shifted" reads m_Δ, the mask the composite shows."""
+@pytest.mark.parametrize("size_loss_on", ["original", "shifted"])
+def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_loss_on):
+    """Eq. (4.3) reads G_m(z); the ladder switch size_loss_on="shifted" reads m_Δ, the mask the composite shows."""
     import workbench.methods.layered as layered
 
-    method = fresh("d", size_on=size_on, max_shift=0.25)
+    method = fresh("d", size_loss_on=size_loss_on, max_shift=0.25)
     drawn, read = [], []
     fakes = method.fakes
     monkeypatch.setattr(method, "fakes", lambda n: drawn.append(fakes(n)) or drawn[-1])
@@ -299,7 +299,7 @@ def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_on
     method.generator_step(None)
     _, layers, shifted = drawn[0]
     assert not torch.equal(shifted, layers.mask)  # Δ ≠ 0 moved it
-    assert read[0] is (shifted if size_on == "shifted" else layers.mask)
+    assert read[0] is (shifted if size_loss_on == "shifted" else layers.mask)
 
 
 # generated training pairs

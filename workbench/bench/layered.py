@@ -35,7 +35,7 @@ N_QUALITY = {"paper": 5000, "small": 1000, "smoke": 8}  # images per side for FI
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from workbench.methods.layered import DISC_TRUNKS, SETTINGS
+    from workbench.methods.layered import DISC_TRUNKS, SETTINGS, SIZE_LOSS_ON
     from workbench.nets.layered import GENERATOR_NETWORKS
     from workbench.nets.stylegan2 import ARCHITECTURES
 
@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the discriminator's trunk (default: the preset's, auto: the one of --network)")
     parser.add_argument("--g-architecture", choices=ARCHITECTURES, default=None,
                         help="the StyleGAN2 generator's outputs (default: the preset's, skip; orig: StyleGAN2's no-skip ablation)")
+    parser.add_argument("--size-loss-on", choices=SIZE_LOSS_ON, default=None,
+                        help="the mask the size hinges read (default: the preset's; original: eq. 4.3's unshifted G_m(z))")
     parser.add_argument("--post-steps", type=int, default=None, help="post-training iterations (default: the preset's)")
     parser.add_argument("--gan", type=Path, default=None,
                         help="score this trained `layered` run instead of training one (its own setting is reported)")
@@ -99,7 +101,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
         overrides = {"setting": args.setting, "seed": args.seed}
         if args.steps is not None:
             overrides["steps"] = args.steps
-        for name in ("max_mask", "rgb_init", "network", "disc_trunk", "g_architecture"):
+        for name in ("max_mask", "rgb_init", "size_loss_on", "network", "disc_trunk", "g_architecture"):
             if getattr(args, name) is not None:
                 overrides[name] = getattr(args, name)
         if args.dataset is not None:
@@ -191,7 +193,7 @@ def layered_bench(args: argparse.Namespace) -> BenchResult:
                "gen_mask_iou": separation["gen_mask_iou"], **separation_metrics(separation, reference, noshift),
                "minutes": total}
     notes = [f"{c.dataset} at {c.resolution} px, preset {args.preset}, setting ({c.setting}), max_mask {c.max_mask}, "
-             f"rgb_init {c.rgb_init}, {c.network} generator"
+             f"rgb_init {c.rgb_init}, size hinges on the {c.size_loss_on} mask, {c.network} generator"
              f"{f' ({c.g_architecture} outputs)' if c.network == 'stylegan2' else ''}, "
              f"{gan.discriminator.architecture} discriminator trunk, "
              f"{c.steps} GAN steps, "

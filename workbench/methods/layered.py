@@ -93,7 +93,7 @@ SETTINGS: dict[str, Setting] = {
 }
 
 R1_READINGS = {"thesis": 1.0, "stylegan2": 0.5}  # factor on λ: eq. (4.6) as printed, or λ as StyleGAN2's γ (γ/2)
-SIZE_ON = ("generated", "shifted")  # size_on: the mask the size hinges read (eq. 4.3: the generated one)
+SIZE_LOSS_ON = ("original", "shifted")  # size_loss_on: the mask the size hinges read (eq. 4.3: the original G_m(z))
 DISC_TRUNKS = ("auto", "resnet", "plain")  # disc_trunk: the discriminator trunk, by the generator network or named
 
 # config
@@ -118,7 +118,7 @@ class LayeredConfig(TrainConfig):
     max_shift: float = 0.125  # δ as a fraction of the resolution
     min_mask: float = 0.15  # η of L_size, eq. (4.3) (the ablation study's value)
     max_mask: float = 1.0  # workbench addition, not in the thesis: an upper hinge on the mask area (1 = off), weight γ₁
-    size_on: str = "generated"  # the mask L_size and max_mask read: G_m(z) (eq. 4.3) or "shifted", the m_Δ the composite shows; a ladder switch
+    size_loss_on: str = "original"  # L_size and max_mask on G_m(z) (eq. 4.3), or "shifted": the m_Δ the composite shows
     size_weight: float = 5.0  # γ₁
     binary_weight: float = 2.0  # γ₂
     jitter: bool = True  # contrast jitter in (0.7, 1.3) of background and foreground (section 4.2)
@@ -162,8 +162,8 @@ class LayeredConfig(TrainConfig):
             raise ValueError(f"network must be one of {sorted(GENERATOR_NETWORKS)}, got {self.network!r}")
         if self.disc_trunk not in DISC_TRUNKS:
             raise ValueError(f"disc_trunk must be one of {DISC_TRUNKS}, got {self.disc_trunk!r}")
-        if self.size_on not in SIZE_ON:
-            raise ValueError(f"size_on must be one of {SIZE_ON}, got {self.size_on!r}")
+        if self.size_loss_on not in SIZE_LOSS_ON:
+            raise ValueError(f"size_loss_on must be one of {SIZE_LOSS_ON}, got {self.size_loss_on!r}")
         if self.g_architecture not in ARCHITECTURES:
             raise ValueError(f"g_architecture must be one of {ARCHITECTURES}, got {self.g_architecture!r}")
         if self.network != "stylegan2" and self.g_architecture != "skip":
@@ -177,9 +177,11 @@ PRESETS: dict[str, LayeredConfig] = {
     "paper": LayeredConfig(),
     # max_mask: the workbench's upper mask-size hinge; without it the 3,000-step GAN paints the whole frame
     # as foreground (mean mask area 0.84-0.89 in settings c and d; see docs/layered.md); rgb_init 0.3 starts
-    # the generator's images at the scenes' standard deviation (0.43 against 0.42; StyleGAN2's 1: 1.4)
+    # the generator's images at the scenes' standard deviation (0.43 against 0.42; StyleGAN2's 1: 1.4); size_loss_on
+    # "shifted": with eq. (4.3) on G_m(z) every StyleGAN2 run glued its mask to the frame's edge, where the shift
+    # pushes part of it out of the image (docs/layered.md)
     "small": LayeredConfig(dataset="synthetic:movable", resolution=32, z_dim=64, w_dim=64, mapping_layers=4,
-                           width=16, max_width=128, max_mask=0.4, rgb_init=0.3, ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
+                           width=16, max_width=128, max_mask=0.4, rgb_init=0.3, size_loss_on="shifted", ema_beta=0.99, steps=3000, batch_size=16, log_every=25,
                            sample_every=500, checkpoint_every=1000),
     "smoke": LayeredConfig(dataset="synthetic:benchmark", resolution=16, z_dim=16, w_dim=16, mapping_layers=2,
                            width=8, max_width=16, r1_every=2, ema_beta=0.9, samples=4, steps=4, batch_size=4,
@@ -349,7 +351,7 @@ class LayeredGAN(PerturbGAN):
         if out.realism is not None:  # U-Net GAN's per-pixel term
             adversarial = adversarial + self.loss.generator(out.realism)
         # eq. (4.3) reads G_m(z); "shifted" reads m_Δ, whose area a shift past the frame's edge cuts (issue 16)
-        sized = shifted if c.size_on == "shifted" else layers.mask  # (B, 1, R, R)
+        sized = shifted if c.size_loss_on == "shifted" else layers.mask  # (B, 1, R, R)
         size = bracket_size_loss(sized, min_area=c.min_mask, max_area=c.max_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
