@@ -1,5 +1,7 @@
 """The separation figures of issue 16: a degenerate layered GAN cannot pass them."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
@@ -34,14 +36,19 @@ def test_centroids_and_correlation():
 class FakeGAN:
     """A layered 'generator' with chosen behaviour, to check what the figures say about it."""
 
-    def __init__(self, *, follow: bool, object_in_background: bool, size: int = 16):
-        self.follow, self.object_in_background, self.size = follow, object_in_background, size
+    config = SimpleNamespace(max_shift=0.125)  # δ = 2 px at 16 px
+
+    def __init__(self, *, follow: bool, object_in_background: bool, size: int = 16, edge: bool = False):
+        self.follow, self.object_in_background, self.size, self.edge = follow, object_in_background, size, edge
 
     def generate(self, n, *, seed=None, **_):
         g = torch.Generator().manual_seed(seed)
         centres = (torch.rand(n, 2, generator=g) * (self.size - 8) + 4).tolist()
         obj = disc(n, self.size, centres=centres).float()  # where the object is drawn in the composite
         mask = obj if self.follow else disc(n, self.size).float()  # or a fixed centred blob
+        if self.edge:  # or a fixed strip glued to the lower edge (rows 12-15 of 16: a quarter of the frame)
+            mask = torch.zeros_like(mask)
+            mask[..., -4:, :] = 1
         background = torch.full((n, 3, self.size, self.size), 0.2)
         if self.object_in_background:
             background = background + 0.6 * obj
@@ -66,6 +73,18 @@ def test_a_fixed_blob_with_the_object_in_the_background_fails_every_figure():
     assert good["detected"] == 1.0 and good["gen_mask_iou"] > 0.99 and good["centroid_corr"] > 0.99
     assert good["bg_object_area"] == 0.0 and good["mask_diversity"] < 0.3
     assert bad["mask_diversity"] == 1.0 and bad["centroid_corr"] == 0.0 and bad["bg_object_area"] > 0.05
+
+
+def test_mask_shown_and_mask_edge_find_a_mask_glued_to_the_edge():
+    """A shift past the edge hides part of an edge-glued mask: the size loss on G_m(z) counts what is not shown."""
+    kw = dict(n=40, batch_size=20, diversity_n=40, progress=False)
+    centred = generated_separation(FakeGAN(follow=False, object_in_background=True), ThresholdOracle(), **kw)
+    glued = generated_separation(FakeGAN(follow=False, object_in_background=True, edge=True), ThresholdOracle(), **kw)
+    assert centred["mask_shown"] == 1.0 and centred["mask_edge"] == 0.0  # radius 3 + δ 2 stays inside 16 px
+    # the 60 edge pixels: the lower row (16) and rows 12-14 of each side column (3 + 3)
+    assert glued["mask_area"] == 0.25 and abs(glued["mask_edge"] - (16 + 2 * 3) / 60) < 1e-6
+    # a vertical shift dy ∈ {-2 … 2}, uniform, leaves 4 - max(dy, 0) of the 4 rows: mean 3.4 of 4, i.e. 0.85
+    assert 0.7 < glued["mask_shown"] < 0.95
 
 
 def test_true_scene_reference_on_movable_scenes():

@@ -112,7 +112,9 @@ def separation_rows(separation: dict, reference: dict, noshift: dict | None) -> 
             ("sep", "  true masks of training scenes", reference["true_mask_diversity"]),
             ("sep", "centroid correlation with the oracle's object", separation["centroid_corr"]),
             ("sep", "mask area", separation["mask_area"]),
-            ("sep", "  true object area", reference["true_area"])]
+            ("sep", "  true object area", reference["true_area"]),
+            ("sep", "share of the mask a training shift leaves in the frame: mask_shown", separation["mask_shown"]),
+            ("sep", "mean mask on the frame's edge (true objects: 0): mask_edge", separation["mask_edge"])]
     rows += [("ghost", GHOST_LABELS[key], separation[key]) for key in GHOST_KEYS if key in separation]
     if noshift is not None:
         rows += [("no-shift", key, noshift[key]) for key in ("gen_mask_iou", "detected", "bg_object_area",
@@ -129,7 +131,7 @@ GHOST_LABELS = {"fake_auc": "D's AUC, real vs the generator's composites",
 
 def separation_metrics(separation: dict, reference: dict, noshift: dict | None) -> dict[str, float]:
     """The RESULT-line figures of issue 16: detected as a fraction, the separation figures and the no-shift ones."""
-    keys = ("detected", "bg_object_area", "mask_diversity", "centroid_corr", "mask_area")
+    keys = ("detected", "bg_object_area", "mask_diversity", "centroid_corr", "mask_area", "mask_shown", "mask_edge")
     out = {key: separation[key] for key in keys}
     out.update(bg_floor=reference["bg_floor"], true_mask_diversity=reference["true_mask_diversity"],
                true_area=reference["true_area"])

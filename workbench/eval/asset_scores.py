@@ -22,7 +22,7 @@ ghosts a shift reveals; :func:`separation_table` lists the record (computed by
                       "separation": {...}, "baselines": {...}}
     perturbgan-small: {"gen_mask_iou": ..., "full_mask_ref_iou": ..., "detected": K, "n": N, "separation": {...}}
     separation:      {"preset": ..., "oracle": ..., "n": N, "gen_mask_iou", "detected" (a fraction), "detected_ok",
-                      "bg_object_area", "mask_area", "mask_diversity", "centroid_corr", "bg_floor",
+                      "bg_object_area", "mask_area", "mask_shown", "mask_edge", "mask_diversity", "centroid_corr", "bg_floor",
                       "true_mask_diversity", "true_area", "fake_auc", "ghost_auc_duplicate",
                       "ghost_auc_wrong_mask", "ghost_auc_moved"}  (written by scripts/export_*_asset.py)
     baselines:       {"dataset", "split", "size", "n", "seed", "command", "full": {"iou": ...}, "center": ..., "grabcut": ...}

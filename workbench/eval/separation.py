@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from workbench.eval.perturbgan import DETECTION_MIN_AREA
 from workbench.methods.base import evaluating
 from workbench.ops.mask_losses import mask_iou
+from workbench.ops.shift import random_offsets, translate
 
 __all__ = ["mask_diversity", "mask_centroids", "axis_correlation", "generated_separation",
            "true_scene_reference", "ranking_auc", "ghost_composites", "ghost_test", "score_separation", "Check", "separation_checks",
@@ -145,9 +146,14 @@ def generated_separation(gan, oracle, *, n: int = 1000, batch_size: int = 100, s
     ``n`` unshifted composites from the EMA generator (codes seeded by ``seed``). Returns
     ``gen_mask_iou`` and ``centroid_corr`` over detected composites, ``detected`` (a fraction),
     ``detected_ok`` (at least 90% detected), ``bg_object_area`` (mean over all ``n``),
-    ``mask_area``, ``mask_diversity`` (first ``diversity_n`` masks) and ``n``.
+    ``mask_area``, ``mask_diversity`` (first ``diversity_n`` masks) and ``n``; and where the masks sit
+    against the frame's edge: ``mask_shown``, the share of the mask area that a training shift
+    Δ ~ U([-δ, δ]²) leaves inside the image (1 unless the masks touch the edge), and ``mask_edge``,
+    the mean mask on the outermost pixels (true objects never touch the edge: 0). A mask glued to the
+    edge meets the size loss while the shifted composite shows less of it (issue 16; docs/layered.md).
     """
-    ious, found, bg_areas, areas, gen_c, true_c, masks = [], [], [], [], [], [], []
+    ious, found, bg_areas, areas, gen_c, true_c, masks, shown, edges = [], [], [], [], [], [], [], [], []
+    shifts = torch.Generator().manual_seed(seed)  # the shifts of mask_shown, apart from the codes' seeds
     for start in tqdm(range(0, n, batch_size), desc="separation", unit="batch", disable=not progress):
         b = min(batch_size, n - start)
         out = gan.generate(b, seed=seed * 1_000_003 + start)
@@ -159,6 +165,10 @@ def generated_separation(gan, oracle, *, n: int = 1000, batch_size: int = 100, s
         found.append(detected.numpy())
         bg_areas.append(in_background.flatten(1).float().mean(1).numpy())
         areas.append(mask.flatten(1).float().mean(1).numpy())
+        offset = random_offsets(b, max_shift=gan.config.max_shift, size=mask.shape[-1], generator=shifts)  # (b, 2)
+        shown.append(translate(mask.float(), offset).flatten(1).mean(1).numpy())  # area left inside the frame
+        edges.append(torch.cat([mask[..., 0, :], mask[..., -1, :], mask[..., 1:-1, 0], mask[..., 1:-1, -1]],
+                               dim=-1).float().flatten(1).mean(1).numpy())  # (b,): mean over the frame's edge
         gen_c.append(mask_centroids(mask).numpy())
         true_c.append(mask_centroids(truth).numpy())
         masks.append(mask)
@@ -172,6 +182,8 @@ def generated_separation(gan, oracle, *, n: int = 1000, batch_size: int = 100, s
         "detected_ok": bool(detected.mean() >= MIN_DETECTED),
         "bg_object_area": float(np.concatenate(bg_areas).mean()),
         "mask_area": float(np.concatenate(areas).mean()),
+        "mask_shown": float(np.concatenate(shown).sum() / max(np.concatenate(areas).sum(), 1e-12)),
+        "mask_edge": float(np.concatenate(edges).mean()),
         "mask_diversity": mask_diversity(all_masks[:diversity_n]) if min(diversity_n, n) >= 2 else float("nan"),
         "centroid_corr": axis_correlation(gen_c[follow], true_c[follow]) if follow.sum() >= 2 else 0.0,
         "n": int(n),
