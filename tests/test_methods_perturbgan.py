@@ -225,6 +225,24 @@ def test_generator_step_updates_the_generator_only():
     assert float(stats["loss"]) == pytest.approx(float(expected), rel=1e-5)
 
 
+@pytest.mark.parametrize("size_loss_on", ["original", "shifted"])
+def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_loss_on):
+    """Eq. (3.3) reads G_m(z); size_loss_on="shifted" reads m_Δ, the mask the shifted composite shows."""
+    import workbench.methods.perturbgan as perturbgan
+    from workbench.ops.mask_losses import size_loss
+
+    method = fresh(replace(SMOKE, size_loss_on=size_loss_on, max_shift=0.25))
+    drawn, read = [], []
+    shifted_fakes = method.shifted_fakes
+    monkeypatch.setattr(method, "shifted_fakes", lambda n: drawn.append(shifted_fakes(n)) or drawn[-1])
+    monkeypatch.setattr(perturbgan, "bracket_size_loss",
+                        lambda mask, **kw: read.append(mask) or size_loss(mask, min_area=kw["min_area"]))
+    method.generator_step(None)
+    _, layers, shifted = drawn[0]
+    assert not torch.equal(shifted, layers.mask)  # Δ ≠ 0 moved it
+    assert read[0] is (shifted if size_loss_on == "shifted" else layers.mask)
+
+
 def test_discriminator_step_updates_the_discriminator_only():
     method = fresh()
     g_before = [p.detach().clone() for p in method.generator.parameters()]
@@ -306,7 +324,10 @@ def test_config_checks():
         replace(SMOKE, max_shift=0.5)
     with pytest.raises(ValueError, match="min_mask"):
         replace(SMOKE, min_mask=1.5)
+    with pytest.raises(ValueError, match="size_loss_on"):
+        replace(SMOKE, size_loss_on="visible")
     paper = PRESETS["paper"]
+    assert paper.size_loss_on == "original"  # eq. (3.3) reads G_m(z)
     assert (paper.max_shift, paper.gp_weight, paper.drift, paper.size_weight, paper.binary_weight, paper.mixing,
             paper.betas, paper.z_dim) == (0.125, 10.0, 0.001, 2.0, 2.0, 0.9, (0.0, 0.99), 512)
 

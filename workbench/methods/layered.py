@@ -66,7 +66,7 @@ from workbench.nets.stylegan2 import ARCHITECTURES
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
 from workbench.ops.augment import contrast_jitter, cutmix_masks
 from workbench.ops.composite import layered_composite
-from workbench.ops.mask_losses import binarization_loss, bracket_size_loss, mask_iou
+from workbench.ops.mask_losses import SIZE_LOSS_ON, binarization_loss, bracket_size_loss, mask_iou
 from workbench.ops.rescale import segment_at_scale
 from workbench.ops.shift import random_offsets, translate
 
@@ -93,7 +93,6 @@ SETTINGS: dict[str, Setting] = {
 }
 
 R1_READINGS = {"thesis": 1.0, "stylegan2": 0.5}  # factor on λ: eq. (4.6) as printed, or λ as StyleGAN2's γ (γ/2)
-SIZE_LOSS_ON = ("original", "shifted")  # size_loss_on: the mask the size hinges read (eq. 4.3: the original G_m(z))
 DISC_TRUNKS = ("auto", "resnet", "plain")  # disc_trunk: the discriminator trunk, by the generator network or named
 
 # config

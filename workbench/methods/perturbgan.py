@@ -76,8 +76,8 @@ from workbench.nets.layered import LayeredGenerator, Layers
 from workbench.nets.stylegan import RESOLUTIONS, StyleDiscriminator
 from workbench.ops.augment import contrast_jitter, resize_random_crop, scale_contrast
 from workbench.ops.composite import copy_paste, layered_composite
-from workbench.ops.mask_losses import binarization_loss, bracket_size_loss
-from workbench.ops.shift import random_offsets
+from workbench.ops.mask_losses import SIZE_LOSS_ON, binarization_loss, bracket_size_loss
+from workbench.ops.shift import random_offsets, translate
 
 __all__ = ["PerturbGAN", "PerturbGANConfig", "PRESETS", "ABLATIONS", "apply_ablation", "CROP_SCALE"]
 
@@ -110,6 +110,7 @@ class PerturbGANConfig(TrainConfig):
     max_shift: float = 0.125  # δ as a fraction of the resolution (0: ablation (b), 0.25: ablation (c))
     min_mask: float = 0.25  # η of L_size, eq. (3.3) (thesis: 25% car, 20% horse, 15% chair/bird)
     max_mask: float = 1.0  # workbench addition, not in the thesis (as chapter 4's): an upper hinge on the mask area (1 = off), weight γ₁
+    size_loss_on: str = "original"  # L_size and max_mask on G_m(z) (eq. 3.3), or "shifted": the m_Δ the composite shows
     size_weight: float = 2.0  # γ₁ (ablation (f): 10)
     binary_weight: float = 2.0  # γ₂
     bg_jitter: bool = False  # ablation (d): background contrast jitter in (0.7, 1.3)
@@ -147,6 +148,8 @@ class PerturbGANConfig(TrainConfig):
             raise ValueError("min_mask and mixing must be in [0, 1], max_mask in (0, 1]")
         if self.max_mask < 1 and self.min_mask >= self.max_mask:
             raise ValueError(f"min_mask ({self.min_mask}) must be below max_mask ({self.max_mask})")
+        if self.size_loss_on not in SIZE_LOSS_ON:
+            raise ValueError(f"size_loss_on must be one of {SIZE_LOSS_ON}, got {self.size_loss_on!r}")
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
         check_background(self.background, self.dataset)
@@ -355,13 +358,18 @@ class PerturbGAN(Method):
 
     def fakes(self, n: int) -> tuple[torch.Tensor, Layers]:
         """Shifted composites x̂ (n, 3, R, R) of fresh codes, and their layers (global RNG)."""
+        composite, layers, _ = self.shifted_fakes(n)
+        return composite, layers
+
+    def shifted_fakes(self, n: int) -> tuple[torch.Tensor, Layers, torch.Tensor]:
+        """:meth:`fakes` and the shifted masks m_Δ (n, 1, R, R) that the composites show."""
         c = self.config
         z = torch.randn(n, c.z_dim, device=self.device)  # (n, z_dim)
         layers = self.with_true_background(self.generator(z, mixing=c.mixing))  # (n, C, R, R) each
         layers = Layers(*map(self.to_stage, layers))  # (n, C, r, r) at a growing stage r
         size = layers.mask.shape[-1]
         offset = random_offsets(n, max_shift=c.max_shift, size=size, device=self.device)  # (n, 2): δ·r
-        return self.composite(layers, offset, jitter=c.bg_jitter), layers
+        return self.composite(layers, offset, jitter=c.bg_jitter), layers, translate(layers.mask, offset)
 
     def copy_paste_negatives(self, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Real images (B, 3, R, R) with the region of the generated masks (B, 1, R, R) moved by a non-zero
@@ -399,9 +407,10 @@ class PerturbGAN(Method):
         """Minimise eq. (3.5): -E[D(x̂)] + γ₁ L_size + γ₂ L_binary (L_size with the upper hinge when ``max_mask`` < 1)."""
         c = self.config
         r, fade = self.apply_stage()
-        fake, layers = self.fakes(c.batch_size)
+        fake, layers, shifted = self.shifted_fakes(c.batch_size)
         adversarial = self.loss.generator(self.critic(fake))  # through the frozen pyramid for the projected D
-        size = bracket_size_loss(layers.mask, min_area=c.min_mask, max_area=c.max_mask)
+        sized = shifted if c.size_loss_on == "shifted" else layers.mask  # (B, 1, r, r); eq. (3.3) reads G_m(z)
+        size = bracket_size_loss(sized, min_area=c.min_mask, max_area=c.max_mask)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)
