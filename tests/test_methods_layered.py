@@ -18,10 +18,11 @@ from workbench.nets.stylegan import StyleDiscriminator
 from workbench.nets.unet_discriminator import UNetDiscriminator, parameter_count
 from workbench.ops.augment import contrast_jitter
 from workbench.ops.composite import layered_composite
-from workbench.ops.mask_losses import size_loss
 from workbench.ops.shift import random_offsets, translate
 from workbench.train.checkpoint import CheckpointError, load_method
 from workbench.train.trainer import Trainer
+
+from train_helpers import size_hinge_input
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 SMOKE = PRESETS["smoke"]  # 16 px, batch 4, 4 steps, lazy R1 every 2 steps
@@ -291,15 +292,9 @@ def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_lo
     import workbench.methods.layered as layered
 
     method = fresh("d", size_loss_on=size_loss_on, max_shift=0.25)
-    drawn, read = [], []
-    fakes = method.fakes
-    monkeypatch.setattr(method, "fakes", lambda n: drawn.append(fakes(n)) or drawn[-1])
-    monkeypatch.setattr(layered, "bracket_size_loss",
-                        lambda mask, **kw: read.append(mask) or size_loss(mask, min_area=kw["min_area"]))
-    method.generator_step(None)
-    _, layers, shifted = drawn[0]
-    assert not torch.equal(shifted, layers.mask)  # Δ ≠ 0 moved it
-    assert read[0] is (shifted if size_loss_on == "shifted" else layers.mask)
+    read, generated, shifted = size_hinge_input(monkeypatch, method, layered, "fakes")
+    assert not torch.equal(shifted, generated)  # Δ ≠ 0 moved it
+    assert read is (shifted if size_loss_on == "shifted" else generated)
 
 
 # generated training pairs

@@ -13,6 +13,8 @@ from workbench.train import load_method
 from workbench.train.checkpoint import read_checkpoint
 from workbench.train.trainer import Trainer
 
+from train_helpers import size_hinge_input
+
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 SMOKE = PRESETS["smoke"]  # 16 px, batch 4, 4 steps
 R = SMOKE.resolution
@@ -229,18 +231,11 @@ def test_generator_step_updates_the_generator_only():
 def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_loss_on):
     """Eq. (3.3) reads G_m(z); size_loss_on="shifted" reads m_Δ, the mask the shifted composite shows."""
     import workbench.methods.perturbgan as perturbgan
-    from workbench.ops.mask_losses import size_loss
 
     method = fresh(replace(SMOKE, size_loss_on=size_loss_on, max_shift=0.25))
-    drawn, read = [], []
-    shifted_fakes = method.shifted_fakes
-    monkeypatch.setattr(method, "shifted_fakes", lambda n: drawn.append(shifted_fakes(n)) or drawn[-1])
-    monkeypatch.setattr(perturbgan, "bracket_size_loss",
-                        lambda mask, **kw: read.append(mask) or size_loss(mask, min_area=kw["min_area"]))
-    method.generator_step(None)
-    _, layers, shifted = drawn[0]
-    assert not torch.equal(shifted, layers.mask)  # Δ ≠ 0 moved it
-    assert read[0] is (shifted if size_loss_on == "shifted" else layers.mask)
+    read, generated, shifted = size_hinge_input(monkeypatch, method, perturbgan, "shifted_fakes")
+    assert not torch.equal(shifted, generated)  # Δ ≠ 0 moved it
+    assert read is (shifted if size_loss_on == "shifted" else generated)
 
 
 def test_discriminator_step_updates_the_discriminator_only():

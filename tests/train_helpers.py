@@ -77,3 +77,20 @@ def smoke_perturbgan_run(folder: Path, *, steps: int = 2) -> Path:
     torch.manual_seed(0)
     Trainer(PerturbGAN(PRESETS["smoke"]), out_dir=folder, progress=False, tensorboard=False).fit(steps)
     return folder
+
+
+def size_hinge_input(monkeypatch, method, module, draw: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run one generator step of a layered GAN; return (the mask its size hinges read, G_m(z), m_Δ).
+
+    ``module`` is the method's module (its ``bracket_size_loss`` is recorded); ``draw`` names the method's
+    draw of (composites, layers, shifted masks): ``fakes`` (chapter 4) or ``shifted_fakes`` (chapter 3)."""
+    from workbench.ops.mask_losses import size_loss
+
+    drawn, read = [], []
+    original = getattr(method, draw)
+    monkeypatch.setattr(method, draw, lambda n: drawn.append(original(n)) or drawn[-1])
+    monkeypatch.setattr(module, "bracket_size_loss",
+                        lambda mask, **kw: read.append(mask) or size_loss(mask, min_area=kw["min_area"]))
+    method.generator_step(None)
+    _, layers, shifted = drawn[0]
+    return read[0], layers.mask, shifted

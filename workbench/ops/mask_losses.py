@@ -15,6 +15,7 @@ __all__ = ["SIZE_LOSS_ON", "size_loss", "max_size_loss", "bracket_size_loss", "b
 
 SIZE_LOSS_ON = ("original", "shifted")  # the mask the size hinges read: G_m(z) (eqs. 3.3, 4.3) or the shifted m_Δ
 
+
 def size_loss(mask: Tensor, *, min_area: float) -> Tensor:
     """Minimum-size hinge: ``mean_b max{0, η - mean_p m_b[p]}`` (eq. 3.3, 4.3, 5.1).
 
