@@ -289,10 +289,10 @@ def test_generator_step_is_eq_4_5(setting):
 @pytest.mark.parametrize("size_loss_on", ["original", "shifted"])
 def test_size_hinges_read_the_generated_or_the_shifted_mask(monkeypatch, size_loss_on):
     """Eq. (4.3) reads G_m(z); the ladder switch size_loss_on="shifted" reads m_Δ, the mask the composite shows."""
-    import workbench.methods.layered as layered
+    import workbench.methods.perturbgan as perturbgan  # PerturbGAN.size_hinges, which LayeredGAN inherits
 
     method = fresh("d", size_loss_on=size_loss_on, max_shift=0.25)
-    read, generated, shifted = size_hinge_input(monkeypatch, method, layered, "fakes")
+    read, generated, shifted = size_hinge_input(monkeypatch, method, perturbgan, "fakes")
     assert not torch.equal(shifted, generated)  # Δ ≠ 0 moved it
     assert read is (shifted if size_loss_on == "shifted" else generated)
 

@@ -82,7 +82,7 @@ def smoke_perturbgan_run(folder: Path, *, steps: int = 2) -> Path:
 def size_hinge_input(monkeypatch, method, module, draw: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run one generator step of a layered GAN; return (the mask its size hinges read, G_m(z), m_Δ).
 
-    ``module`` is the method's module (its ``bracket_size_loss`` is recorded); ``draw`` names the method's
+    ``module`` is the module of ``PerturbGAN.size_hinges`` (its ``bracket_size_loss`` is recorded); ``draw`` names the method's
     draw of (composites, layers, shifted masks): ``fakes`` (chapter 4) or ``shifted_fakes`` (chapter 3)."""
     from workbench.ops.mask_losses import size_loss
 

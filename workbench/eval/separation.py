@@ -172,7 +172,7 @@ def generated_separation(gan, oracle, *, n: int = 1000, batch_size: int = 100, s
         gen_c.append(mask_centroids(mask).numpy())
         true_c.append(mask_centroids(truth).numpy())
         masks.append(mask)
-    iou, detected = np.concatenate(ious), np.concatenate(found)
+    iou, detected, areas = np.concatenate(ious), np.concatenate(found), np.concatenate(areas)
     gen_c, true_c = np.concatenate(gen_c), np.concatenate(true_c)
     follow = detected & ~np.isnan(gen_c).any(1)  # detected, and the generated mask is not empty
     all_masks = torch.cat(masks)
@@ -181,8 +181,8 @@ def generated_separation(gan, oracle, *, n: int = 1000, batch_size: int = 100, s
         "detected": float(detected.mean()),
         "detected_ok": bool(detected.mean() >= MIN_DETECTED),
         "bg_object_area": float(np.concatenate(bg_areas).mean()),
-        "mask_area": float(np.concatenate(areas).mean()),
-        "mask_shown": float(np.concatenate(shown).sum() / max(np.concatenate(areas).sum(), 1e-12)),
+        "mask_area": float(areas.mean()),
+        "mask_shown": float(np.concatenate(shown).sum() / max(areas.sum(), 1e-12)),
         "mask_edge": float(np.concatenate(edges).mean()),
         "mask_diversity": mask_diversity(all_masks[:diversity_n]) if min(diversity_n, n) >= 2 else float("nan"),
         "centroid_corr": axis_correlation(gen_c[follow], true_c[follow]) if follow.sum() >= 2 else 0.0,

@@ -66,7 +66,7 @@ from workbench.nets.stylegan2 import ARCHITECTURES
 from workbench.nets.unet_discriminator import UNetDiscriminator, matched_width
 from workbench.ops.augment import contrast_jitter, cutmix_masks
 from workbench.ops.composite import layered_composite
-from workbench.ops.mask_losses import SIZE_LOSS_ON, binarization_loss, bracket_size_loss, mask_iou
+from workbench.ops.mask_losses import SIZE_LOSS_ON, binarization_loss, mask_iou
 from workbench.ops.rescale import segment_at_scale
 from workbench.ops.shift import random_offsets, translate
 
@@ -349,9 +349,7 @@ class LayeredGAN(PerturbGAN):
         adversarial = self.loss.generator(out.logits)
         if out.realism is not None:  # U-Net GAN's per-pixel term
             adversarial = adversarial + self.loss.generator(out.realism)
-        # eq. (4.3) reads G_m(z); "shifted" reads m_Δ, whose area a shift past the frame's edge cuts (issue 16)
-        sized = shifted if c.size_loss_on == "shifted" else layers.mask  # (B, 1, R, R)
-        size = bracket_size_loss(sized, min_area=c.min_mask, max_area=c.max_mask)
+        size = self.size_hinges(layers.mask, shifted)  # eq. (4.3), on G_m(z) or m_Δ (size_loss_on)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)

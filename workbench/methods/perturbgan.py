@@ -371,6 +371,13 @@ class PerturbGAN(Method):
         offset = random_offsets(n, max_shift=c.max_shift, size=size, device=self.device)  # (n, 2): δ·r
         return self.composite(layers, offset, jitter=c.bg_jitter), layers, translate(layers.mask, offset)
 
+    def size_hinges(self, mask: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
+        """γ₁'s term: L_size (eqs. 3.3, 4.3) with the ``max_mask`` hinge, on the generated masks G_m(z)
+        (B, 1, r, r) or, with ``size_loss_on="shifted"``, on the shifted masks m_Δ that the composites show."""
+        c = self.config
+        sized = shifted if c.size_loss_on == "shifted" else mask  # a shift past the edge cuts m_Δ (issue 16)
+        return bracket_size_loss(sized, min_area=c.min_mask, max_area=c.max_mask)
+
     def copy_paste_negatives(self, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Real images (B, 3, R, R) with the region of the generated masks (B, 1, R, R) moved by a non-zero
         Δ and pasted back, the original left in place (x̃_δ of section 5.2.3; ``real_copy_paste``)."""
@@ -409,8 +416,7 @@ class PerturbGAN(Method):
         r, fade = self.apply_stage()
         fake, layers, shifted = self.shifted_fakes(c.batch_size)
         adversarial = self.loss.generator(self.critic(fake))  # through the frozen pyramid for the projected D
-        sized = shifted if c.size_loss_on == "shifted" else layers.mask  # (B, 1, r, r); eq. (3.3) reads G_m(z)
-        size = bracket_size_loss(sized, min_area=c.min_mask, max_area=c.max_mask)
+        size = self.size_hinges(layers.mask, shifted)
         binary = binarization_loss(layers.mask)
         loss = adversarial + c.size_weight * size + c.binary_weight * binary
         self.opt_g.zero_grad(set_to_none=True)
